@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import soundfile as sf  # noqa: E402
 import torch  # noqa: E402
 
-from trainer.data.audio import PrepSettings, audio_info, prepare_recording_cycles, read_audio, resample  # noqa: E402
+from trainer.audio import PrepSettings, audio_info, prepare_recording_cycles, read_audio, resample  # noqa: E402
 from trainer.features import ensure_features, kaldi_fbank  # noqa: E402
 from trainer.project import Project, file_sha256  # noqa: E402
 

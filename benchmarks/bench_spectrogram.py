@@ -61,7 +61,7 @@ def main(argv=None) -> int:
 
     from rscapp.listen import ListenView
     from rscapp.listen.spectrogram import BUILTIN_PRESETS, CACHE, compute_spectrogram
-    from trainer.data.audio import read_audio
+    from trainer.audio import read_audio
     from trainer.data.folder import import_folder
     from trainer.project import Project
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from trainer.data.audio import (
+from trainer.audio import (
     AudioError, PrepSettings, audio_info, cut_or_pad, fade_in_out, prepare_cycles, prepare_recording_cycles, read_audio,
 )
 
@@ -78,7 +78,7 @@ def test_audio_errors_name_the_file(tmp_path):
 
 
 def test_prepare_cycles_reads_each_recording_once(synth_project, monkeypatch):
-    import trainer.data.audio as audio
+    import trainer.audio as audio
 
     calls = []
     real = audio.read_audio

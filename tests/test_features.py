@@ -12,7 +12,7 @@ import soundfile as sf
 import torch
 
 from trainer import features as F
-from trainer.data.audio import PrepSettings, audio_info, prepare_cycles, prepare_recording_cycles, read_audio
+from trainer.audio import PrepSettings, audio_info, prepare_cycles, prepare_recording_cycles, read_audio
 from trainer.project import Project, file_sha256
 
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from trainer.cli import main as rsc
-from trainer.data.audio import read_audio
+from trainer.audio import read_audio
 from trainer.data.icbhi import import_icbhi
 from trainer.project import Project
 

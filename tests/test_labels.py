@@ -220,7 +220,7 @@ def test_validate_sorts_and_accepts_touching_cycles():
 
 
 def test_real_icbhi_annotations_parse_and_fit_their_audio(icbhi_dir):
-    from trainer.data.audio import audio_info
+    from trainer.audio import audio_info
 
     files = sorted((icbhi_dir / "ICBHI_final_database").glob("*.txt"))
     assert len(files) > 25

@@ -5,7 +5,7 @@ import hashlib
 import numpy as np
 import soundfile as sf
 
-from trainer.data.audio import read_audio, resample
+from trainer.audio import read_audio, resample
 from trainer.data.synth import write_synthetic_dataset
 
 

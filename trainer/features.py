@@ -2,7 +2,7 @@
 
 Conventions (REFERENCE.md section 2):
 
-* Waveforms are float in [-1, 1], exactly as :func:`trainer.data.audio.read_audio` returns them. They are
+* Waveforms are float in [-1, 1], exactly as :func:`trainer.audio.read_audio` returns them. They are
   *not* scaled to 16-bit integers: ``transformers.ASTFeatureExtractor`` (whose numpy path is the reference
   we test against) leaves its ``waveform * 2**15`` line commented out, and the AST checkpoints' AudioSet
   statistics (mean -4.27, std 4.57) belong to that [-1, 1] scale. Integer arrays are refused rather than
@@ -37,7 +37,7 @@ from typing import Callable, Iterable, Sequence
 import numpy as np
 import torch
 
-from .data.audio import PrepSettings, read_audio, prepare_recording_cycles
+from .audio import PrepSettings, read_audio, prepare_recording_cycles
 from .project import file_sha256, now
 
 FEATURE_VERSION = 1

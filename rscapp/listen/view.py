@@ -41,7 +41,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from trainer.data.audio import AudioError, audio_info
+from trainer.audio import AudioError, audio_info
 from trainer.labels import EXTENSIONS, FORMAT_NAMES, FORMATS, LabelError, detect_format, export_labels, read_text
 from trainer.project import LABELS, ProjectError
 

@@ -33,7 +33,7 @@ def register(sub) -> None:
 
 def cmd_features(args) -> int:
     from . import CommandError
-    from ..data.audio import AudioError
+    from ..audio import AudioError
     from ..features import FeatureError, ensure_features
 
     import torch

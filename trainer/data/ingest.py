@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..project import OVERLAP_TOLERANCE, Project, default_author, file_sha256, label_of, now
-from .audio import AudioError, audio_info
+from ..audio import AudioError, audio_info
 from .report import ImportReport
 
 # Annotations may end a hair past the audio because of rounding in the published files.

@@ -23,7 +23,8 @@ from typing import Any, Iterable, Iterator
 
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+from .schema import MIGRATIONS, SCHEMA_VERSION
+
 LABELS = ("normal", "crackle", "wheeze", "both")
 SPLITS = ("train", "test")
 ORIGINS = ("dataset", "user", "model")
@@ -76,91 +77,6 @@ def file_sha256(path: str | os.PathLike, chunk: int = 1 << 20) -> str:
 
 # Each entry migrates the schema from version i to i + 1. Only add entries, never edit one:
 # projects in the field were created by the earlier ones.
-def _schema_v1(db: sqlite_utils.Database) -> None:
-    db.executescript(
-        """
-        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
-        CREATE TABLE patients (
-            id TEXT PRIMARY KEY,
-            age REAL, sex TEXT, bmi REAL, child_weight REAL, child_height REAL,
-            age_group TEXT, diagnosis TEXT, fold INTEGER
-        );
-        CREATE TABLE recordings (
-            id INTEGER PRIMARY KEY,
-            name TEXT NOT NULL UNIQUE,
-            patient_id TEXT REFERENCES patients(id),
-            recording_index TEXT, chest_location TEXT, acquisition_mode TEXT, device TEXT,
-            split TEXT,
-            path TEXT, sha256 TEXT, size_bytes INTEGER,
-            sample_rate INTEGER, channels INTEGER, subtype TEXT, frames INTEGER, duration REAL,
-            audio_status TEXT NOT NULL DEFAULT 'missing',
-            annotation_path TEXT,
-            source TEXT, imported_at TEXT, notes TEXT
-        );
-        CREATE INDEX recordings_split ON recordings(split);
-        CREATE INDEX recordings_patient ON recordings(patient_id);
-        CREATE TABLE cycles (
-            id INTEGER PRIMARY KEY,
-            recording_id INTEGER NOT NULL REFERENCES recordings(id),
-            start REAL NOT NULL, "end" REAL NOT NULL,
-            crackle INTEGER NOT NULL DEFAULT 0, wheeze INTEGER NOT NULL DEFAULT 0,
-            label INTEGER NOT NULL DEFAULT 0,
-            origin TEXT NOT NULL DEFAULT 'dataset',
-            source_line INTEGER,
-            deleted INTEGER NOT NULL DEFAULT 0,
-            edited INTEGER NOT NULL DEFAULT 0,
-            created_at TEXT, updated_at TEXT,
-            CHECK ("end" > start), CHECK (label BETWEEN 0 AND 3)
-        );
-        CREATE INDEX cycles_recording ON cycles(recording_id, start);
-        CREATE TABLE cycle_edits (
-            id INTEGER PRIMARY KEY,
-            cycle_id INTEGER NOT NULL REFERENCES cycles(id),
-            recording_id INTEGER NOT NULL,
-            action TEXT NOT NULL,
-            before TEXT, after TEXT,
-            author TEXT, at TEXT NOT NULL, reason TEXT
-        );
-        CREATE INDEX cycle_edits_cycle ON cycle_edits(cycle_id);
-        CREATE INDEX cycle_edits_recording ON cycle_edits(recording_id);
-        CREATE TRIGGER cycle_edits_append_only_update BEFORE UPDATE ON cycle_edits
-            BEGIN SELECT RAISE(ABORT, 'cycle_edits is append-only'); END;
-        CREATE TRIGGER cycle_edits_append_only_delete BEFORE DELETE ON cycle_edits
-            BEGIN SELECT RAISE(ABORT, 'cycle_edits is append-only'); END;
-        CREATE TABLE imports (
-            id INTEGER PRIMARY KEY, kind TEXT, source TEXT, started_at TEXT, finished_at TEXT,
-            status TEXT, summary TEXT
-        );
-        CREATE TABLE import_messages (
-            id INTEGER PRIMARY KEY, import_id INTEGER REFERENCES imports(id),
-            level TEXT, file TEXT, line INTEGER, message TEXT
-        );
-        CREATE TABLE runs (
-            id TEXT PRIMARY KEY,
-            group_name TEXT, kind TEXT, arch TEXT, seed INTEGER,
-            spec TEXT, status TEXT, created_at TEXT, started_at TEXT, finished_at TEXT,
-            epoch INTEGER, metrics TEXT, checkpoint TEXT, code_version TEXT,
-            data_fingerprint TEXT, error TEXT
-        );
-        CREATE INDEX runs_group ON runs(group_name);
-        CREATE TABLE run_epochs (
-            run_id TEXT NOT NULL REFERENCES runs(id), epoch INTEGER NOT NULL,
-            metrics TEXT, at TEXT, PRIMARY KEY (run_id, epoch)
-        );
-        CREATE TABLE outputs (
-            run_id TEXT NOT NULL REFERENCES runs(id), cycle_id INTEGER NOT NULL REFERENCES cycles(id),
-            logits TEXT NOT NULL, PRIMARY KEY (run_id, cycle_id)
-        );
-        CREATE TABLE classifications (
-            id INTEGER PRIMARY KEY, run_id TEXT, audio_path TEXT, start REAL, "end" REAL,
-            probabilities TEXT, label INTEGER, created_at TEXT
-        );
-        """
-    )
-
-
-MIGRATIONS = [_schema_v1]
-assert len(MIGRATIONS) == SCHEMA_VERSION
 
 
 class Project:
@@ -517,7 +433,7 @@ class Project:
 
     def relocate_audio(self, recording_id: int, new_path: str | os.PathLike) -> dict:
         """Point a recording at its audio file in a new place; refuses a file with other content."""
-        from .data.audio import audio_info  # local: keeps `project` importable without soundfile
+        from ..audio import audio_info  # local: keeps `project` importable without soundfile
 
         rec = self.recording(recording_id)
         new_path = Path(new_path)
