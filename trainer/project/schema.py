@@ -5,13 +5,33 @@ Migration ``n`` takes a file from version ``n`` to ``n + 1``; each runs in one t
 
 from __future__ import annotations
 
+import sqlite3
+
 import sqlite_utils
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _execute_script(db: sqlite_utils.Database, script: str) -> None:
+    """Runs the statements one by one inside the caller's transaction.
+
+    sqlite3's ``executescript`` commits a pending transaction first, which would make a migration that
+    fails halfway leave a file neither old nor new.
+    """
+    statement = ""
+    for piece in script.split(";"):
+        statement += piece + ";"
+        if sqlite3.complete_statement(statement):
+            if statement.strip(" \n\t;"):
+                db.execute(statement)
+            statement = ""
+    if statement.strip(" \n\t;"):
+        raise ValueError(f"incomplete SQL statement in a migration: {statement.strip()[:80]}")
 
 
 def _schema_v1(db: sqlite_utils.Database) -> None:
-    db.executescript(
+    _execute_script(
+        db,
         """
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
         CREATE TABLE patients (
@@ -93,5 +113,22 @@ def _schema_v1(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_schema_v1]
+def _runs_progress_column(db: sqlite_utils.Database) -> None:
+    """Version 2: live progress gets its own column; ``runs.metrics`` holds only final metrics.
+
+    Version 1 kept ``{"progress": {...}}`` in ``metrics`` while a run was queued, running, cancelled or
+    failed, and replaced it with the final metrics when done.
+    """
+    _execute_script(
+        db,
+        """
+        ALTER TABLE runs ADD COLUMN progress TEXT;
+        UPDATE runs SET progress = json_extract(metrics, '$.progress'), metrics = NULL
+            WHERE metrics IS NOT NULL AND json_valid(metrics) AND json_type(metrics, '$.progress') = 'object';
+        CREATE INDEX IF NOT EXISTS runs_status ON runs(status, created_at);
+        """
+    )
+
+
+MIGRATIONS = [_schema_v1, _runs_progress_column]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -15,7 +15,8 @@ from typing import Iterable, Sequence
 
 import numpy as np
 
-from .project import Project, ProjectError
+from ..project import Project, ProjectError
+from .store import run_exists
 
 
 class OutputsError(ProjectError):
@@ -61,7 +62,7 @@ def load_logits(project: Project, run_ids: Sequence[str] | str, cycle_ids: Itera
     position = {cid: i for i, cid in enumerate(ids)}
     out: np.ndarray | None = None
     for k, run_id in enumerate(run_ids):
-        if not project.db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone():
+        if not run_exists(project, run_id):
             raise OutputsError(f"no run {run_id!r} in {project.path.name}")
         found = np.zeros(len(ids), dtype=bool)
         for cycle_id, text in project.db.execute("SELECT cycle_id, logits FROM outputs WHERE run_id = ?", [run_id]):

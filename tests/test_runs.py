@@ -1,0 +1,160 @@
+"""The runs owner: statuses, claims, progress apart from final metrics, epochs, and the v1 -> v2 migration."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from trainer import runs
+from trainer.project import Project
+from trainer.project.schema import SCHEMA_VERSION
+
+V1_PROJECT = Path(__file__).parent / "data" / "project_v1.rsc"
+
+
+@pytest.fixture
+def project(tmp_path):
+    with Project.create(tmp_path / "runs.rsc") as p:
+        yield p
+
+
+def _insert(project, run_id, seed=1, group="teachers", status="queued"):
+    return runs.insert_run(project, run_id, group=group, kind="teacher", arch="cnn6-tiny", seed=seed,
+                           spec={"arch": "cnn6-tiny", "seed": seed}, status=status, code_version="test")
+
+
+def test_a_project_file_made_by_schema_1_moves_its_live_progress_out_of_the_final_metrics(tmp_path):
+    # Made by the code before the runs owner (commit cfc35e5): one done run, one claimed by a worker
+    # (progress stored in metrics), one queued, one cancelled while queued.
+    path = tmp_path / "old.rsc"
+    shutil.copy(V1_PROJECT, path)
+    with Project.open(path) as project:
+        assert project.schema_version == SCHEMA_VERSION == 2
+        by_status = {r.status: r for r in runs.list_runs(project)}
+        assert sorted(by_status) == ["cancelled", "done", "queued", "running"]
+        done, running = by_status["done"], by_status["running"]
+        assert set(done.metrics) >= {"sp", "se", "score", "confusion", "selection"} and done.progress == {}
+        assert running.metrics == {} and running.progress["phase"] == "claimed" and running.progress["pid"]
+        assert len(runs.run_epochs(project, done.id)) == 2
+        assert len(runs.run_cycle_ids(project, done.id)) > 0
+        assert project.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    with Project.open(path) as project:  # a second open migrates nothing again
+        assert project.schema_version == 2
+
+
+def test_a_migration_that_fails_halfway_leaves_the_old_file_untouched(tmp_path, monkeypatch):
+    from trainer.project import schema
+
+    path = tmp_path / "old.rsc"
+    shutil.copy(V1_PROJECT, path)
+
+    def broken(db):
+        db.execute("ALTER TABLE runs ADD COLUMN progress TEXT")
+        raise RuntimeError("disk fell off")
+
+    monkeypatch.setitem(schema.MIGRATIONS, 1, broken)  # the list every importer shares
+    with pytest.raises(RuntimeError, match="disk fell off"):
+        Project.open(path)
+    with _raw(path) as conn:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
+    assert "progress" not in columns and version == "1"
+
+
+def _raw(path):
+    import sqlite3
+    from contextlib import closing
+
+    return closing(sqlite3.connect(str(path)))
+
+
+def test_two_claims_never_take_the_same_queued_run(project):
+    _insert(project, "a", seed=1)
+    _insert(project, "b", seed=2)
+    assert runs.claim(project) == "a"
+    assert runs.claim(project, "a") is None  # already taken
+    assert runs.claim(project) == "b"
+    assert runs.claim(project) is None
+    claimed = runs.get_run(project, "a")
+    assert claimed.status == "running" and claimed.progress["phase"] == "claimed" and claimed.owner_alive()
+
+
+def test_progress_and_final_metrics_live_in_their_own_columns(project):
+    _insert(project, "a")
+    runs.claim(project, "a")
+    runs.write_progress(project, "a", {"phase": "train", "epoch": 1, "epochs": 2})
+    run = runs.get_run(project, "a")
+    assert run.progress["epoch"] == 1 and run.metrics == {}
+    runs.record_epoch(project, "a", 1, {"epoch": 1, "loss": 0.5})
+    runs.record_epoch(project, "a", 2, {"epoch": 2, "loss": 0.25})
+    runs.finish(project, "a", metrics={"score": 70.0}, checkpoint="runs/a/model.safetensors", epoch=2)
+    run = runs.get_run(project, "a")
+    assert run.finished and run.metrics == {"score": 70.0} and run.progress == {} and run.epoch == 2
+    assert [e["loss"] for e in runs.run_epochs(project, "a")] == [0.5, 0.25]
+
+
+def test_resuming_from_an_older_checkpoint_forgets_the_later_epochs(project):
+    _insert(project, "a")
+    for epoch in (1, 2, 3):
+        runs.record_epoch(project, "a", epoch, {"epoch": epoch})
+    runs.truncate_epochs(project, "a", 2)
+    assert [e["epoch"] for e in runs.run_epochs(project, "a")] == [1, 2]
+    assert runs.get_run(project, "a").epoch == 2
+
+
+def test_cancel_stops_a_queued_run_at_once_and_asks_a_live_one_to_stop(project):
+    _insert(project, "queued", seed=1)
+    _insert(project, "live", seed=2)
+    assert runs.cancel(project, "queued") == "cancelled"
+    runs.claim(project, "live")
+    assert runs.cancel(project, "live") == "cancelling"
+    assert runs.start(project, "live") == "cancelled"  # a cancel before the start is not lost
+
+
+def test_a_running_run_whose_process_died_is_cancelled_and_can_be_requeued(project):
+    _insert(project, "a")
+    runs.claim(project, "a")
+    project.db.execute("UPDATE runs SET progress = ? WHERE id = 'a'", [json.dumps({"pid": 2**22 + 12345})])
+    assert not runs.get_run(project, "a").owner_alive()
+    assert runs.cancel(project, "a") == "cancelled"
+    runs.requeue(project, "a")
+    assert runs.get_run(project, "a").status == "queued"
+
+
+def test_a_done_run_cannot_be_requeued_nor_cancelled(project):
+    _insert(project, "a")
+    runs.finish(project, "a", metrics={}, checkpoint=None, epoch=0)
+    with pytest.raises(runs.RunError, match="already done"):
+        runs.requeue(project, "a")
+    with pytest.raises(runs.RunError, match="only queued or running"):
+        runs.cancel(project, "a")
+
+
+def test_unknown_runs_are_named_in_the_error(project):
+    with pytest.raises(runs.RunError, match="no run 'nope'"):
+        runs.get_run(project, "nope")
+
+
+def test_the_runs_version_changes_with_every_status_or_epoch_change(project):
+    seen = {runs.runs_version(project)}
+    _insert(project, "a")
+    seen.add(runs.runs_version(project))
+    runs.claim(project, "a")
+    seen.add(runs.runs_version(project))
+    runs.record_epoch(project, "a", 1, {"epoch": 1})
+    seen.add(runs.runs_version(project))
+    runs.finish(project, "a", metrics={}, checkpoint=None, epoch=1)
+    seen.add(runs.runs_version(project))
+    assert len(seen) == 5
+
+
+def test_runs_are_listed_by_group_prefix_and_status(project):
+    _insert(project, "a", group="sweep_k1")
+    _insert(project, "b", group="sweepXk1")  # '_' must not match as a wildcard
+    _insert(project, "c", group="other")
+    assert [r.id for r in runs.list_runs(project, group_prefix="sweep_")] == ["a"]
+    assert {r.id for r in runs.list_runs(project, status="queued")} == {"a", "b", "c"}
+    assert runs.group_names(project) == ["other", "sweepXk1", "sweep_k1"]
