@@ -45,19 +45,23 @@ def test_a_project_file_made_by_schema_1_moves_its_live_progress_out_of_the_fina
         assert project.schema_version == 2
 
 
-def test_a_migration_that_fails_halfway_leaves_the_old_file_untouched(tmp_path, monkeypatch):
+def test_a_migration_that_fails_halfway_leaves_the_old_file_untouched(tmp_path):
     from trainer.project import schema
 
     path = tmp_path / "old.rsc"
     shutil.copy(V1_PROJECT, path)
 
     def broken(db):
-        db.execute("ALTER TABLE runs ADD COLUMN progress TEXT")
+        schema._execute_script(db, "ALTER TABLE runs ADD COLUMN progress TEXT;")
         raise RuntimeError("disk fell off")
 
-    monkeypatch.setitem(schema.MIGRATIONS, 1, broken)  # the list every importer shares
-    with pytest.raises(RuntimeError, match="disk fell off"):
-        Project.open(path)
+    original = schema.MIGRATIONS[1]
+    schema.MIGRATIONS[1] = broken  # in place: the list every importer shares
+    try:
+        with pytest.raises(RuntimeError, match="disk fell off"):
+            Project.open(path)
+    finally:
+        schema.MIGRATIONS[1] = original
     with _raw(path) as conn:
         columns = [row[1] for row in conn.execute("PRAGMA table_info(runs)")]
         version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0]
