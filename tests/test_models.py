@@ -13,8 +13,9 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from trainer.models import (FEATURE_SETS, MacCounter, ModelError, WordTokenizer, all_prompts, bts_prompt,
-                            count_macs, count_params, create_model, example_inputs, list_models, model_info)
+from trainer.features import FEATURE_SETS
+from trainer.models import (MacCounter, ModelError, WordTokenizer, all_prompts, bts_prompt, count_macs, count_params,
+                            create_model, example_inputs, list_models, model_info)
 from trainer.models.text import CHEST_LOCATIONS
 
 torch.set_num_threads(2)
@@ -26,7 +27,7 @@ TINY = [f"{name}-tiny" for name in FULL]
 def fixed_batch(model, batch=4, seed=0):
     """Noise plus a class-specific band of energy: learnable by any of the models in a few steps."""
     gen = torch.Generator().manual_seed(seed)
-    frames, bins = FEATURE_SETS[model.feature_set]
+    frames, bins = FEATURE_SETS[model.feature_set].shape
     if model.feature_set == "cnn":
         frames = 128  # CNNs take any length; a shorter cycle keeps the CPU test quick
     y = torch.arange(batch) % model.num_classes

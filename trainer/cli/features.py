@@ -8,8 +8,8 @@ from pathlib import Path
 from ..project import SPLITS, Project
 
 
-# The names of trainer.features.FEATURE_SETS, written out so that building the parser does not import
-# torch (a test keeps the two equal).
+# The names of trainer.features.sets.FEATURE_SETS, written out so that building the parser does not
+# import torch (a test keeps the two equal).
 SET_NAMES = ("cnn", "ast", "clap")
 
 

@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 import torch
 
-from .base import FEATURE_SETS, LoadReport, ModelError, RSCModel
+from ..features.sets import FEATURE_SETS
+from .base import LoadReport, ModelError, RSCModel
 from .macs import MacCounter, count_macs, count_params
 from .text import WordTokenizer, all_prompts, bts_prompt
 
@@ -94,7 +95,7 @@ def create_model(name: str, num_classes: int = 4, pretrained: Any = None, **over
 
 def example_inputs(model: RSCModel, batch: int = 1, device: str | torch.device = "cpu") -> dict[str, Any]:
     """Keyword inputs for one forward pass on ``batch`` cycles: features of the right shape (+ text)."""
-    frames, bins = FEATURE_SETS[model.feature_set]
+    frames, bins = FEATURE_SETS[model.feature_set].shape
     inputs: dict[str, Any] = {"x": torch.zeros(batch, frames, bins, device=device)}
     if model.needs_text:
         prompt = bts_prompt({"chest_location": "Al", "device": "AKGC417L"}, {"age": 8, "sex": "F"})
@@ -124,7 +125,7 @@ def _model_info(name: str, num_classes: int) -> dict[str, Any]:
         "params": count_params(model),
         "macs_per_cycle": macs,
         "feature_set": entry.feature_set,
-        "input_shape": FEATURE_SETS[entry.feature_set],
+        "input_shape": FEATURE_SETS[entry.feature_set].shape,
         "embedding_dim": model.embedding_dim,
         "needs_text": model.needs_text,
         "pretrained": entry.pretrained,
@@ -136,7 +137,7 @@ def _model_info(name: str, num_classes: int) -> dict[str, Any]:
 from . import cnn6, hf_vision, ast, clap  # noqa: E402,F401
 
 __all__ = [
-    "FEATURE_SETS", "LoadReport", "MacCounter", "ModelEntry", "ModelError", "RSCModel", "WordTokenizer",
+    "LoadReport", "MacCounter", "ModelEntry", "ModelError", "RSCModel", "WordTokenizer",
     "all_prompts", "bts_prompt", "count_macs", "count_params", "create_model", "example_inputs",
     "list_models", "model_entry", "model_info", "register_model",
 ]

@@ -8,12 +8,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
-# Feature sets and the (frames, bins) one 8-s cycle gives in each (REFERENCE.md section 2).
-FEATURE_SETS: dict[str, tuple[int, int]] = {
-    "cnn": (798, 128),   # 16 kHz Kaldi fbank, per-sample (x - mean) / (2 * std)
-    "ast": (798, 128),   # the same fbank, AudioSet statistics
-    "clap": (1001, 64),  # ClapFeatureExtractor at 48 kHz, 8 s zero-padded to 10 s
-}
+from ..features.sets import FEATURE_SETS
 
 
 class ModelError(ValueError):
