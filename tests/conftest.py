@@ -54,7 +54,7 @@ def synth_project(tmp_path, synth_dir):
 @pytest.fixture(scope="session")
 def demo_template(tmp_path_factory) -> Path:
     """A demo project made once per session; tests work on copies (see demo_copy)."""
-    from trainer.demo import create_demo_project
+    from trainer.data.demo import create_demo_project
 
     path = tmp_path_factory.mktemp("demo-template") / "demo.rsc"
     create_demo_project(path, recordings=12, seed=3).close()
@@ -66,9 +66,11 @@ def copy_project(source: Path, target: Path) -> Path:
 
     Audio paths are stored relative to the project file, so the two move together.
     """
+    from trainer.project import Project
+
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(source, target)
-    shutil.copytree(source.with_name(source.name + ".d"), target.with_name(target.name + ".d"))
+    shutil.copytree(Project.artifacts_of(source), Project.artifacts_of(target))
     return target
 
 

@@ -1,10 +1,10 @@
-"""Label files in and out: ICBHI txt, CSV, Audacity labels, Praat TextGrid (trainer.labels, no Qt)."""
+"""Label files in and out: ICBHI txt, CSV, Audacity labels, Praat TextGrid (trainer.labelfiles, no Qt)."""
 
 from __future__ import annotations
 
 import pytest
 
-from trainer.labels import (
+from trainer.labelfiles import (
     FORMATS,
     LabelError,
     detect_format,
@@ -16,14 +16,14 @@ from trainer.labels import (
     read_labels,
     validate,
 )
-from trainer.project import LABELS
+from trainer.vocab import LABELS
 
 EXT = {"icbhi": ".txt", "csv": ".csv", "audacity": ".txt", "textgrid": ".TextGrid"}
 
 
 @pytest.fixture
 def demo(tmp_path):
-    from trainer.demo import create_demo_project
+    from trainer.data.demo import create_demo_project
 
     project = create_demo_project(tmp_path / "demo.rsc", recordings=3, seed=1)
     yield project
@@ -232,3 +232,27 @@ def test_real_icbhi_annotations_parse_and_fit_their_audio(icbhi_dir):
         duration = audio_info(wav)["duration"] if index < 25 and wav.exists() else None
         total += len(validate(items, duration, str(path)))
     assert total > 10 * len(files) // 2  # ICBHI has about 7.5 cycles per recording
+
+
+def test_one_icbhi_parser_reports_every_bad_line_or_raises_at_the_first():
+    text = "0.1\t0.9\t0\t0\nfour\tfields\tnot\tnumbers\n1.0\t2.0\t1\n2.0\t3.0\t1.0\t0\n3.0\t4.0\t0\t2\n"
+    with pytest.raises(LabelError) as info:
+        parse_icbhi(text, "a.txt")
+    assert (info.value.file, info.value.line) == ("a.txt", 2)
+    errors = []
+    items = parse_icbhi(text, "a.txt", on_error=errors.append)
+    assert [(i.line, i.crackle) for i in items] == [(1, 0), (4, 1)]  # a flag written 1.0 is 1, as spreadsheets write it
+    assert [(e.line, e.message.split(" ")[0]) for e in errors] == [(2, "start"), (3, "expected"), (5, "wheeze")]
+
+
+def test_merge_takes_a_span_within_the_cycle_tolerance_for_the_same_cycle(demo, tmp_path):
+    from trainer.project import CYCLE_TOLERANCE
+
+    rid = demo.recordings()[0]["id"]
+    row = demo.cycles(recording_id=rid)[0]
+    shift = CYCLE_TOLERANCE / 2
+    path = tmp_path / "nudged.txt"
+    path.write_text(f"{row['start'] + shift}\t{row['end'] - shift}\t1\t1\n")
+    (result,) = import_labels(demo, path, recording_id=rid, fmt="icbhi", mode="merge")
+    assert not result.added and (result.relabelled or result.unchanged)
+    assert demo.cycle(row["id"])["label"] == 3

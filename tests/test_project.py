@@ -1,11 +1,11 @@
-import json
 import sqlite3
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from trainer.project import SCHEMA_VERSION, Project, ProjectError, flags_of, label_of
+from trainer.project import SCHEMA_VERSION, Project, ProjectError
+from trainer.vocab import flags_of, label_of
 
 
 @pytest.fixture
@@ -14,11 +14,11 @@ def project(tmp_path):
     wav.parent.mkdir()
     sf.write(wav, np.zeros(8000 * 10, dtype=np.float32), 8000)
     project = Project.create(tmp_path / "p.rsc")
-    from trainer.data.ingest import add_recording, probe_audio
+    from trainer.data.ingest import probe_audio
     from trainer.data.report import ImportReport
 
     fields = {"name": "rec", "split": "train", **probe_audio(wav, ImportReport("t", "t"))}
-    project.rec_id = add_recording(project, fields, [])
+    project.rec_id, _ = project.add_recording(fields, [], audio=wav)
     yield project
     project.close()
 
@@ -152,3 +152,50 @@ def test_fingerprint_ignores_labels_but_not_boundaries(project):
     assert project.cycle_set_fingerprint([cid]) == base
     project.update_cycle(cid, end=2.5)
     assert project.cycle_set_fingerprint([cid]) != base
+
+
+class _Cycle:
+    def __init__(self, start, end, crackle=0, wheeze=0, line=None):
+        self.start, self.end, self.crackle, self.wheeze, self.line = start, end, crackle, wheeze, line
+
+
+def test_add_recording_writes_its_cycles_and_their_history_in_one_transaction(tmp_path):
+    project = Project.create(tmp_path / "p.rsc")
+    fields = {"name": "rec", "duration": 10.0, "annotation_path": "rec.txt"}
+    rid, ids = project.add_recording(fields, [_Cycle(0.5, 2.0, 1, 0, 1), _Cycle(2.0, 4.0, 0, 1, 2)], reason="rec.txt")
+    assert [(c["start"], c["label"], c["source_line"], c["origin"]) for c in project.cycles(rid)] == [
+        (0.5, 1, 1, "dataset"), (2.0, 2, 2, "dataset")
+    ]
+    history = project.cycle_history(recording_id=rid)
+    assert [(h["cycle_id"], h["action"], h["reason"]) for h in history] == [(ids[0], "import", "rec.txt"), (ids[1], "import", "rec.txt")]
+    assert history[0]["after"] == {"start": 0.5, "end": 2.0, "crackle": 1, "wheeze": 0, "label": 1, "deleted": 0}
+
+    bad = [_Cycle(0.5, 2.0, line=1), _Cycle(1.0, 3.0, line=2)]
+    with pytest.raises(ProjectError, match=r"other, line 2: 1-3 s overlaps 0.5-2 s \(line 1\)"):
+        project.add_recording({"name": "other", "duration": 10.0}, bad)
+    assert project.recording_by_name("other") is None and project.db["cycles"].count == 2  # nothing of it stayed
+    faults = []
+    _, ids = project.add_recording({"name": "other", "duration": 10.0}, bad, on_fault=lambda c, f: faults.append((c.line, f.kind)))
+    assert len(ids) == 1 and faults == [(2, "overlap")]
+    project.close()
+
+
+def test_one_tolerance_decides_every_cycle_check(project):
+    from trainer.project import CYCLE_TOLERANCE, screen
+
+    half, twice = CYCLE_TOLERANCE / 2, CYCLE_TOLERANCE * 2
+    project.add_cycle(project.rec_id, 9.0, 10.0 + half)  # the audio lasts 10 s: within the tolerance past its end
+    with pytest.raises(ProjectError, match="past the end"):
+        project.add_cycle(project.rec_id, 1.0, 2.0 + 8.0 + twice)
+    first = project.add_cycle(project.rec_id, 1.0, 2.0)
+    project.add_cycle(project.rec_id, 2.0 - half, 3.0)  # overlapping by less than the tolerance is touching
+    with pytest.raises(ProjectError, match="overlaps 1-2 s"):
+        project.add_cycle(project.rec_id, 0.5, 1.0 + twice)
+    with pytest.raises(ProjectError, match="before the recording starts"):
+        project.update_cycle(first, start=-half)
+    # an importer's list of cycles meets the same rule, line by line
+    spans = [_Cycle(1.0, 2.0, line=1), _Cycle(2.0 - half, 3.0, line=2), _Cycle(3.0 - twice, 4.0, line=3),
+             _Cycle(9.0, 10.0 + twice, line=4)]
+    assert [(c.line, f.kind if f else None) for c, f in screen(spans, 10.0)] == [
+        (1, None), (2, None), (3, "overlap"), (4, "past_end")
+    ]

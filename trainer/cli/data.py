@@ -6,7 +6,8 @@ import json
 import sys
 from pathlib import Path
 
-from ..project import LABELS, Project
+from ..project import Project
+from ..vocab import LABELS
 from . import CommandError
 
 
@@ -198,7 +199,7 @@ def _recording_id(project: Project, name: str | None) -> int | None:
 
 
 def cmd_labels_export(args) -> int:
-    from ..labels import export_labels
+    from ..labelfiles import export_labels
 
     with Project.open(args.project) as project:
         rid = _recording_id(project, args.recording)
@@ -211,7 +212,7 @@ def cmd_labels_export(args) -> int:
 
 
 def cmd_labels_import(args) -> int:
-    from ..labels import LabelError, import_labels
+    from ..labelfiles import LabelError, import_labels
 
     with Project.open(args.project) as project:
         try:

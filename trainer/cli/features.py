@@ -5,7 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..project import SPLITS, Project
+from ..project import Project
+from ..vocab import SPLITS
 
 
 # The names of trainer.features.sets.FEATURE_SETS, written out so that building the parser does not

@@ -1,1 +1,1 @@
-"""Data import, audio reading and cycle preparation, and the synthetic dataset generator."""
+"""Importers (the ICBHI database, a folder of recordings), the synthetic dataset and the demo project."""

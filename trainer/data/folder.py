@@ -12,14 +12,13 @@ ICBHI-style file name, the first sub-folder below the imported folder, the file'
 
 from __future__ import annotations
 
-import csv
-import io
 from pathlib import Path
 
 import numpy as np
 
-from ..project import SPLITS, Project, flags_of
-from .ingest import CycleLine, add_recording, check_cycles, parse_annotation_file, probe_audio, read_text_lines, update_existing
+from ..labelfiles import Interval
+from ..project import Project
+from .ingest import probe_audio, read_annotation, read_labels_table, skip_bad_cycles, update_existing
 from .names import parse_name
 from .report import ImportReport, ProgressFn
 
@@ -35,40 +34,18 @@ def recording_name(path: Path, directory: Path) -> str:
     return relative.as_posix()
 
 
-def read_labels_csv(path: Path, report: ImportReport) -> dict[str, dict]:
-    """Rows grouped by the ``file`` column: {file: {"cycles": [CycleLine], "split": str|None, "patient": ...}}."""
-    text = "\n".join(read_text_lines(path))
-    reader = csv.DictReader(io.StringIO(text))
-    columns = {c.strip().lower() for c in (reader.fieldnames or [])}
-    if not {"file", "start", "end"} <= columns or not ({"label"} <= columns or {"crackle", "wheeze"} <= columns):
-        raise ValueError(
-            f"{path}:1: header must have file,start,end and label or crackle,wheeze (found: {', '.join(sorted(columns)) or 'nothing'})"
-        )
+def group_by_file(rows: list[Interval], path: Path, report: ImportReport) -> dict[str, dict]:
+    """A labels table's rows by their ``file`` column: {file: {"cycles": [...], "split", "patient", "line"}}."""
     per_file: dict[str, dict] = {}
-    for number, raw in enumerate(reader, 2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items() if k is not None}
-        if not any(row.values()):
-            continue
-        try:
-            if not row.get("file"):
-                raise ValueError("empty file column")
-            start, end = float(row["start"]), float(row["end"])
-            if row.get("label"):
-                crackle, wheeze = flags_of(row["label"])
-            else:
-                crackle, wheeze = int(float(row["crackle"])), int(float(row["wheeze"]))
-                if crackle not in (0, 1) or wheeze not in (0, 1):
-                    raise ValueError("crackle and wheeze must be 0 or 1")
-            split = row.get("split", "").lower() or None
-            if split is not None and split not in SPLITS:
-                raise ValueError(f"split must be train or test, got {row['split']!r}")
-        except (ValueError, KeyError) as exc:
-            report.error(path, number, f"{exc}; row skipped")
-            continue
-        entry = per_file.setdefault(row["file"], {"cycles": [], "split": split, "patient": row.get("patient") or None, "line": number})
-        if split and entry["split"] and split != entry["split"]:
-            report.error(path, number, f"{row['file']} is {entry['split']} on line {entry['line']} and {split} here; first kept")
-        entry["cycles"].append(CycleLine(number, start, end, crackle, wheeze))
+    for row in rows:
+        entry = per_file.setdefault(
+            row.file, {"cycles": [], "split": row.split, "patient": row.patient, "line": row.line}
+        )
+        if row.split and entry["split"] and row.split != entry["split"]:
+            report.error(
+                path, row.line, f"{row.file} is {entry['split']} on line {entry['line']} and {row.split} here; first kept"
+            )
+        entry["cycles"].append(row)
     return per_file
 
 
@@ -121,10 +98,8 @@ def import_folder(
             labels_csv = Path(labels_csv)
             if not labels_csv.is_file():
                 raise FileNotFoundError(f"{labels_csv}: labels file not found")
-            try:
-                csv_labels = read_labels_csv(labels_csv, report)
-            except ValueError as exc:
-                report.error(labels_csv, 1, str(exc).split(": ", 1)[-1] + "; no labels read from it")
+            rows = read_labels_table(labels_csv, report)
+            csv_labels = group_by_file(rows, labels_csv, report) if rows is not None else {}
         files = find_audio(directory)
         if not files:
             report.error(directory, None, "no .wav or .flac files found")
@@ -145,8 +120,7 @@ def import_folder(
         random_split = patient_split([p for *_, p in plans], seed, test_fraction)
         with project.transaction():
             for patient in sorted({p for *_, p in plans}):
-                if project.patient(patient) is None:
-                    project.db["patients"].insert({"id": patient})
+                project.save_patient({"id": patient})
 
         for done, (path, name, parsed, entry, patient) in enumerate(plans, 1):
             split = (entry or {}).get("split") or random_split[patient]
@@ -165,19 +139,21 @@ def import_folder(
             fields.update(probe_audio(path, report))
             existing = project.recording_by_name(name)
             if existing is not None:
-                report.count(update_existing(project, existing, fields, report))
+                report.count(update_existing(project, existing, fields, path, report))
             else:
                 if entry is not None:
-                    cycles, label_file = entry["cycles"], labels_csv
+                    cycles, label_file = sorted(entry["cycles"], key=lambda c: c.line), labels_csv
                 elif sidecar.is_file():
-                    cycles, label_file = parse_annotation_file(sidecar, report), sidecar
+                    cycles, label_file = read_annotation(sidecar, report), sidecar
                 else:
-                    cycles, label_file = [], None
+                    cycles, label_file = [], path
                     report.count("unlabelled")
-                cycles = check_cycles(sorted(cycles, key=lambda c: c.line), fields.get("duration"), label_file or path, report)
-                add_recording(project, fields, cycles, origin="dataset", author=author)
+                _, added = project.add_recording(
+                    fields, cycles, audio=path, origin="dataset", author=author, reason=fields["annotation_path"],
+                    on_fault=skip_bad_cycles(report, label_file),
+                )
                 report.count("added")
-                report.count("cycles", len(cycles))
+                report.count("cycles", len(added))
             if progress is not None:
                 progress(done, len(plans))
     return report

@@ -13,8 +13,9 @@ import io
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..project import SPLITS, Project
-from .ingest import add_recording, check_cycles, parse_annotation_file, probe_audio, read_text_lines, update_existing
+from ..project import Project
+from ..vocab import SPLITS, age_group
+from .ingest import probe_audio, read_annotation, read_text_lines, skip_bad_cycles, update_existing
 from .names import RecordingName, parse_name
 from .report import ImportReport, ProgressFn
 
@@ -23,7 +24,6 @@ DEMOGRAPHICS_FILE = "demographic_info.txt"
 DIAGNOSIS_FILE = "patient_diagnosis.csv"
 FOLDS_FILE = "patient_list_foldwise.txt"
 AUDIO_FOLDER = "ICBHI_final_database"
-ADULT_AGE = 19
 
 
 @dataclass
@@ -83,7 +83,7 @@ def read_demographics(path: Path, report: ImportReport) -> dict[str, dict]:
                 "bmi": _number(parts[3]),
                 "child_weight": _number(parts[4]),
                 "child_height": _number(parts[5]),
-                "age_group": None if age is None else ("adult" if age >= ADULT_AGE else "pediatric"),
+                "age_group": age_group(age),
             }
         except ValueError as exc:
             report.error(path, number, f"{exc}; line skipped")
@@ -216,7 +216,6 @@ def import_icbhi(
 
 def _store_patients(project: Project, ids, patients, diagnoses, fold_of) -> None:
     with project.transaction():
-        table = project.db["patients"]
         for pid in sorted(ids):
             fresh = dict(patients.get(pid, {"id": pid}))
             fresh["id"] = pid
@@ -224,13 +223,7 @@ def _store_patients(project: Project, ids, patients, diagnoses, fold_of) -> None
                 fresh["diagnosis"] = diagnoses[pid]
             if pid in fold_of:
                 fresh["fold"] = fold_of[pid]
-            existing = project.patient(pid)
-            if existing is None:
-                table.insert(fresh)
-            else:
-                fill = {k: v for k, v in fresh.items() if v is not None and existing.get(k) is None}
-                if fill:
-                    table.update(pid, fill)
+            project.save_patient(fresh)
 
 
 def _import_one(project, stem, audio_dir, wav, split_entries, by_key, split_file, report, author) -> None:
@@ -253,14 +246,16 @@ def _import_one(project, stem, audio_dir, wav, split_entries, by_key, split_file
     fields.update(probe_audio(wav, report))
     existing = project.recording_by_name(stem)
     if existing is not None:
-        report.count(update_existing(project, existing, fields, report))
+        report.count(update_existing(project, existing, fields, wav, report))
         return
-    cycles = parse_annotation_file(annotation, report) if annotation.is_file() else []
+    cycles = read_annotation(annotation, report) if annotation.is_file() else []
     if not annotation.is_file():
         report.warning(wav, None, "no annotation file beside it; imported for listening and annotating")
-    cycles = check_cycles(cycles, fields.get("duration"), annotation, report)
-    add_recording(project, fields, cycles, origin="dataset", author=author)
+    _, added = project.add_recording(
+        fields, cycles, audio=wav, origin="dataset", author=author, reason=fields["annotation_path"],
+        on_fault=skip_bad_cycles(report, annotation),
+    )
     report.count("added")
-    report.count("cycles", len(cycles))
+    report.count("cycles", len(added))
     if fields["audio_status"] != "ok":
         report.count(f"audio_{fields['audio_status']}")

@@ -5,25 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-CHEST_LOCATIONS = {
-    "Tc": "trachea",
-    "Al": "left anterior chest",
-    "Ar": "right anterior chest",
-    "Pl": "left posterior chest",
-    "Pr": "right posterior chest",
-    "Ll": "left lateral chest",
-    "Lr": "right lateral chest",
-}
-ACQUISITION_MODES = {"sc": "sequential (single channel)", "mc": "simultaneous (multichannel)"}
-DEVICES = {
-    "Meditron": "WelchAllyn Meditron Master Elite electronic stethoscope",
-    "LittC2SE": "3M Littmann Classic II SE stethoscope",
-    "Litt3200": "3M Littmann 3200 electronic stethoscope",
-    "AKGC417L": "AKG C417L microphone",
-}
+from ..vocab import ACQUISITION_MODES, CHEST_LOCATIONS
 
 _NAME = re.compile(
-    r"^(?P<patient>\d+)_(?P<index>[0-9A-Za-z]+)_(?P<location>Tc|Al|Ar|Pl|Pr|Ll|Lr)_(?P<mode>sc|mc)_(?P<device>[0-9A-Za-z]+)$"
+    r"^(?P<patient>\d+)_(?P<index>[0-9A-Za-z]+)"
+    rf"_(?P<location>{'|'.join(CHEST_LOCATIONS)})_(?P<mode>{'|'.join(ACQUISITION_MODES)})_(?P<device>[0-9A-Za-z]+)$"
 )
 
 

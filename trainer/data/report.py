@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import contextlib
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from ..project import Project, now
+from ..project import Project
 
 ProgressFn = Callable[[int, int], None]
 
@@ -60,23 +59,12 @@ class ImportReport:
 
     # -- persistence: an import leaves a trace in the project even when it is interrupted --------
     def begin(self, project: Project) -> None:
-        with project.transaction():
-            self.import_id = project.db["imports"].insert(
-                {"kind": self.kind, "source": self.source, "started_at": now(), "status": "running"}
-            ).last_pk
+        self.import_id = project.begin_import(self.kind, self.source)
 
     def finish(self, project: Project, status: str) -> None:
         self.status = status
-        with project.transaction():
-            project.db["import_messages"].insert_all(
-                [
-                    {"import_id": self.import_id, "level": m.level, "file": m.file, "line": m.line, "message": m.message}
-                    for m in self.messages
-                ]
-            )
-            project.db["imports"].update(
-                self.import_id, {"finished_at": now(), "status": status, "summary": json.dumps(self.summary)}
-            )
+        messages = [{"level": m.level, "file": m.file, "line": m.line, "message": m.message} for m in self.messages]
+        project.finish_import(self.import_id, status, self.summary, messages)
 
     @contextlib.contextmanager
     def recording(self, project: Project):

@@ -10,13 +10,12 @@ demographics and diagnosis files, at the devices' sample rates and bit depths.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from ..project import LABELS
+from ..vocab import CHEST_LOCATIONS, LABELS
 from .icbhi import AUDIO_FOLDER, DEMOGRAPHICS_FILE, DIAGNOSIS_FILE, FOLDS_FILE, SPLIT_FILE
 
 # (device, sample rate, subtype): the combinations met in the real database.
@@ -27,7 +26,7 @@ DEVICE_FORMATS = [
     ("LittC2SE", 44100, "PCM_24"),
     ("Meditron", 4000, "PCM_32"),
 ]
-LOCATIONS = ["Tc", "Al", "Ar", "Pl", "Pr", "Ll", "Lr"]
+LOCATIONS = list(CHEST_LOCATIONS)
 LABEL_PROBABILITIES = [0.4, 0.25, 0.2, 0.15]  # normal, crackle, wheeze, both
 DIAGNOSES = ["Healthy", "COPD", "URTI", "Pneumonia", "Bronchiectasis"]
 

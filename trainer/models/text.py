@@ -14,8 +14,7 @@ from typing import Any, Iterable, Mapping
 
 import torch
 
-from ..data.icbhi import ADULT_AGE  # adult if age >= 19, else pediatric (REFERENCE.md section 1)
-from ..data.names import CHEST_LOCATIONS, DEVICES
+from ..vocab import ADULT_AGE, CHEST_LOCATIONS, DEVICES
 
 ICBHI_DEVICES = tuple(DEVICES)
 MICROPHONES = {"AKGC417L"}

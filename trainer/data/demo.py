@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .data.icbhi import import_icbhi
-from .data.synth import write_synthetic_dataset
-from .project import Project
+from ..project import Project
+from .icbhi import import_icbhi
+from .synth import write_synthetic_dataset
 
 
 def create_demo_project(path: str | Path, recordings: int = 24, seed: int = 0, progress=None) -> Project:
