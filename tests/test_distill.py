@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -11,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from trainer import runs
 from trainer.distill import DistillError, TargetProvider, distillation_loss, select_teachers
 from trainer.project import Project
 
@@ -207,7 +207,7 @@ def test_bad_inputs_are_refused_with_a_reason():
 @pytest.fixture
 def project(tmp_path):
     proj = Project.create(tmp_path / "sel.rsc")
-    runs = [  # (id, seed, status, score)
+    teachers = [  # (id, seed, status, score)
         ("t-s3", 3, "done", 60.0),
         ("t-s1", 1, "done", 55.0),
         ("t-s2", 2, "done", 60.0),
@@ -215,12 +215,12 @@ def project(tmp_path):
         ("t-s4", 4, "failed", 99.0),
         ("t-s6", 6, "done", 61.0),
     ]
-    with proj.transaction():
-        for run_id, seed, status, score in runs:
-            proj.db["runs"].insert(
-                {"id": run_id, "group_name": "teachers", "kind": "teacher", "arch": "cnn6", "seed": seed,
-                 "status": status, "metrics": json.dumps({"score": score})}
-            )
+    for run_id, seed, status, score in teachers:
+        runs.insert_run(proj, run_id, group="teachers", kind="teacher", arch="cnn6", seed=seed, spec={})
+        if status == "done":
+            runs.finish(proj, run_id, metrics={"score": score}, checkpoint=None, epoch=1)
+        else:
+            runs.mark_failed(proj, run_id, "diverged")
     yield proj
     proj.close()
 
@@ -232,8 +232,8 @@ def test_select_teachers_first_curated_single(project):
     assert select_teachers(project, "teachers", 3, mode="curated") == ["t-s6", "t-s2", "t-s3"]
     assert select_teachers(project, "teachers", 1, mode="single") == ["t-s1"]
     # A run whose checkpoint was picked on a validation split is curated by its validation score.
-    with project.transaction():
-        project.db["runs"].update("t-s5", {"metrics": json.dumps({"score": 58.0, "selection": "val", "val": {"score": 70.0}})})
+    runs.finish(project, "t-s5", metrics={"score": 58.0, "selection": "val", "val": {"score": 70.0}}, checkpoint=None,
+                epoch=1)
     assert select_teachers(project, "teachers", 3, mode="curated") == ["t-s5", "t-s6", "t-s2"]
     with pytest.raises(DistillError, match="5 finished runs, fewer than the 6"):
         select_teachers(project, "teachers", 6)
@@ -241,7 +241,7 @@ def test_select_teachers_first_curated_single(project):
         select_teachers(project, "nobody", 1)
 
 
-# -- batched multi-model training (trainer.multi) ------------------------------------------------
+# -- batched multi-model training (trainer.train.stacked) ---------------------------------------------
 class TinyCNN(nn.Module):
     """CNN6's layer pattern at toy size: conv (no bias), BatchNorm, ReLU, avg-pool; mean+max pooling; head."""
 
@@ -271,7 +271,7 @@ def _models(k: int, factory) -> list[nn.Module]:
 
 
 def _check_stacked_matches_separate(factory, shape):
-    from trainer.multi import StackedModels, train_step
+    from trainer.train.stacked import StackedModels, train_step
 
     k = 3
     separate = _models(k, factory)
@@ -316,7 +316,6 @@ def test_multi_matches_separate_models_tiny_cnn():
 
 
 def test_multi_matches_separate_models_registry_cnn6():
-    models = pytest.importorskip("trainer.models")
-    if not hasattr(models, "create_model"):
-        pytest.skip("trainer.models.create_model not written yet")
-    _check_stacked_matches_separate(lambda: models.create_model("cnn6-tiny", num_classes=4), (4, 32, 32))
+    from trainer.models import create_model
+
+    _check_stacked_matches_separate(lambda: create_model("cnn6-tiny", num_classes=4), (4, 32, 32))

@@ -13,6 +13,7 @@ import json
 import numpy as np
 import pytest
 
+from trainer import runs
 from trainer.project import Project
 
 N_TEST, N_TRAIN, C = 60, 12, 4
@@ -60,15 +61,12 @@ class FakeStudy:
         train_logits = self.rng.normal(size=(N_TRAIN, C))
         metrics = independent_score(self.test_labels, logits.argmax(1)) | {"selection": selection}
         spec = {"arch": arch, "seed": seed, "group": group, "select": selection, "targets": targets or {"kind": "hard"}}
-        with self.project.transaction():
-            self.project.db["runs"].insert({
-                "id": run_id, "group_name": group, "kind": kind, "arch": arch, "seed": seed, "status": status,
-                "spec": json.dumps(spec), "metrics": json.dumps(metrics) if status == "done" else None,
-            })
-            if status == "done":
-                rows = [(run_id, cid, json.dumps([float(v) for v in row])) for cid, row in zip(self.test_ids, logits.astype(np.float32))]
-                rows += [(run_id, cid, json.dumps([float(v) for v in row])) for cid, row in zip(self.train_ids, train_logits.astype(np.float32))]
-                self.project.db.conn.executemany("INSERT INTO outputs(run_id, cycle_id, logits) VALUES (?, ?, ?)", rows)
+        runs.insert_run(self.project, run_id, group=group, kind=kind, arch=arch, seed=seed, spec=spec)
+        if status == "done":
+            runs.store_logits(self.project, run_id, self.test_ids + self.train_ids, np.concatenate([logits, train_logits]))
+            runs.finish(self.project, run_id, metrics=metrics, checkpoint=None, epoch=1)
+        else:
+            runs.mark_failed(self.project, run_id, "diverged")
         self.logits[run_id] = logits.astype(np.float32)
         return metrics
 
@@ -90,7 +88,7 @@ def study(tmp_path):
 
 
 def test_ensemble_score_equals_independent_argmax_of_mean_logits(study):
-    from trainer.ensemble import ensemble_score
+    from trainer.results import ensemble_score
 
     order = ["t1", "t2", "t3", "t4", "t5"]
     for k in (1, 3, 5):
@@ -113,7 +111,7 @@ def test_ensemble_score_equals_independent_argmax_of_mean_logits(study):
 
 
 def test_ensemble_reads_current_labels_and_skips_cycles_added_later(study):
-    from trainer.ensemble import ensemble_curve, ensemble_score
+    from trainer.results import ensemble_curve, ensemble_score
 
     before = ensemble_score(study.project, "teachers", k=3)
     # A cycle added after the runs has no logits: left out, and said so.
@@ -135,7 +133,7 @@ def test_ensemble_reads_current_labels_and_skips_cycles_added_later(study):
 
 
 def test_ensemble_errors_name_the_problem(study):
-    from trainer.ensemble import EnsembleError, ensemble_score
+    from trainer.results import EnsembleError, ensemble_score
 
     with pytest.raises(EnsembleError, match="no runs in group 'nope'"):
         ensemble_score(study.project, "nope")
@@ -146,7 +144,7 @@ def test_ensemble_errors_name_the_problem(study):
 
 
 def test_report_groups_mean_std_and_formats(study):
-    from trainer.report import build_report, render
+    from trainer.results import build_report, render
 
     report = build_report(study.project)
     groups = {g["group"]: g for g in report["groups"]}
@@ -217,8 +215,7 @@ def test_cli_ensemble_and_report(study, tmp_path, capsys):
 
 
 def test_sweep_plan_reuses_runs_and_table_matches_independent(study):
-    pytest.importorskip("trainer.jobs")
-    from trainer.sweep import plan_sweep, submit_sweep, sweep_table
+    from trainer.results import plan_sweep, submit_sweep, sweep_table
 
     plan = plan_sweep(study.project, "teachers", "cnn6-tiny", [0, 1, 3], [1, 2], epochs=1)
     assert [(r.k, r.seed) for r in plan.runs] == [(0, 1), (0, 2), (1, 1), (1, 2), (3, 1), (3, 2)]
@@ -229,22 +226,20 @@ def test_sweep_plan_reuses_runs_and_table_matches_independent(study):
     assert len(set(ids)) == 6
     again = plan_sweep(study.project, "teachers", "cnn6-tiny", [0, 1, 3], [1, 2], epochs=1)
     assert [r.run_id for r in again.runs] == ids  # nothing planned twice
-    from trainer.sweep import SweepError
+    from trainer.results import SweepError
 
     with pytest.raises(SweepError, match="other settings \\(epochs\\)"):
         plan_sweep(study.project, "teachers", "cnn6-tiny", [0, 1, 3], [1, 2], epochs=2)
     # An interrupted run is put back in the queue (to continue from its checkpoint), not planned anew.
-    with study.project.transaction():
-        study.project.db["runs"].update(ids[1], {"status": "cancelled"})
+    assert runs.cancel(study.project, ids[1]) == "cancelled"
     again = plan_sweep(study.project, "teachers", "cnn6-tiny", [0, 1, 3], [1, 2], epochs=1)
     assert submit_sweep(study.project, again) == ids
-    assert study.project.db["runs"].get(ids[1])["status"] == "queued"
+    assert runs.get_run(study.project, ids[1]).status == "queued"
 
     # Finish the k=3 students by hand with known metrics; the table must agree.
     scores = {ids[4]: {"sp": 80.0, "se": 40.0, "score": 60.0}, ids[5]: {"sp": 70.0, "se": 50.0, "score": 60.5}}
-    with study.project.transaction():
-        for run_id, metrics in scores.items():
-            study.project.db["runs"].update(run_id, {"status": "done", "metrics": json.dumps(metrics)})
+    for run_id, metrics in scores.items():
+        runs.finish(study.project, run_id, metrics=metrics, checkpoint=None, epoch=1)
     rows = {r["k"]: r for r in sweep_table(study.project, plan)}
     assert rows[3]["n"] == 2 and rows[3]["score"][0] == pytest.approx(60.25)
     assert rows[3]["score"][1] == pytest.approx(sample_std([60.0, 60.5]))
@@ -255,21 +250,18 @@ def test_sweep_plan_reuses_runs_and_table_matches_independent(study):
 
 
 def test_hard_baseline_prefers_same_training_settings(study):
-    from trainer.report import build_report
+    from trainer.results import build_report
 
     # A hard group with the students' exact settings (select=last, ...) but fewer seeds than "teachers".
     for seed in (1, 2):
         study.add_run(f"h{seed}", "hard-same", seed, selection="last")
-    # Make the students' settings uniform (select=last) and the teachers' different (select=val).
+    # Make the students' settings uniform (select=last) and the teachers' different (select=val); a stored
+    # spec never changes in real use, so the test rewrites the rows itself.
+    select = {"s1": "last", "s2": "last", "s3": "last"} | {f"t{seed}": "val" for seed in range(1, 6)}
     with study.project.transaction():
-        for run_id in ("s1", "s2", "s3"):
-            row = study.project.db["runs"].get(run_id)
-            spec = json.loads(row["spec"]) | {"select": "last"}
+        for run_id, value in select.items():
+            spec = runs.get_run(study.project, run_id).spec | {"select": value}
             study.project.db["runs"].update(run_id, {"spec": json.dumps(spec)})
-        for seed in range(1, 6):
-            row = study.project.db["runs"].get(f"t{seed}")
-            spec = json.loads(row["spec"]) | {"select": "val"}
-            study.project.db["runs"].update(f"t{seed}", {"spec": json.dumps(spec)})
     (row,) = build_report(study.project)["hard_vs_soft"]
     assert row["hard_group"] == "hard-same" and row["same_settings"]
     assert row["hard_run_ids"] == ["h1", "h2"]
@@ -279,12 +271,14 @@ def test_hard_baseline_prefers_same_training_settings(study):
 def test_sweep_end_to_end_on_a_demo_project(tmp_path, capsys):
     """Teachers, then `rsc sweep` in the foreground, then `rsc report`: real (tiny) training throughout."""
     from trainer.cli import main
-    from trainer.demo import create_demo_project
+    from trainer.data.demo import create_demo_project
 
     path = tmp_path / "demo.rsc"
     create_demo_project(path, recordings=8, seed=0).close()
     assert main(["train", str(path), "--arch", "cnn6-tiny", "--seeds", "1-2", "--group", "teachers", "--epochs", "1",
                  "--quiet"]) == 0
+    # A queued run that is not the sweep's: the sweep trains only its own runs and leaves this one to a worker.
+    assert main(["train", str(path), "--arch", "cnn6-tiny", "--group", "bystander", "--epochs", "1", "--queue"]) == 0
     assert main(["sweep", str(path), "--teachers", "teachers", "--arch", "cnn6-tiny", "--ks", "0,2", "--seeds", "1",
                  "--epochs", "1", "--quiet", "--json"]) == 0
     out = capsys.readouterr().out
@@ -292,14 +286,17 @@ def test_sweep_end_to_end_on_a_demo_project(tmp_path, capsys):
     rows = {r["k"]: r for r in table["rows"]}
     assert rows[0]["n"] == 1 and rows[2]["n"] == 1 and rows[2]["ensemble"]["run_ids"]
     with Project.open(path) as project:
-        from trainer.ensemble import ensemble_score
+        from trainer.results import ensemble_score
 
-        student = project.query("SELECT spec FROM runs WHERE id = ?", [rows[2]["run_ids"][0]])[0]
-        assert json.loads(student["spec"])["targets"]["teachers"] == rows[2]["ensemble"]["run_ids"]
+        student = runs.get_run(project, rows[2]["run_ids"][0])
+        assert student.spec["targets"]["teachers"] == rows[2]["ensemble"]["run_ids"]
         assert ensemble_score(project, "teachers")["metrics"]["score"] == pytest.approx(rows[2]["ensemble"]["score"])
+        assert [r.status for r in runs.list_runs(project, group="bystander")] == ["queued"]
     assert main(["report", str(path), "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert {g["group"] for g in report["groups"]} == {"teachers", "sweep-teachers-cnn6-tiny-mean-k0", "sweep-teachers-cnn6-tiny-mean-k2"}
+    assert {g["group"] for g in report["groups"]} == {
+        "teachers", "bystander", "sweep-teachers-cnn6-tiny-mean-k0", "sweep-teachers-cnn6-tiny-mean-k2"
+    }
     (hvs,) = report["hard_vs_soft"]
     # Both hard groups share the student's settings; the one with more seeds is the baseline.
     assert hvs["hard_group"] == "teachers" and hvs["same_settings"] and hvs["soft_group"].endswith("-k2")

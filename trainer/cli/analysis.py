@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from . import CommandError
-from ..project import Project, ProjectError
+from ..project import Project
 
 
 def register(sub) -> None:
@@ -61,28 +61,12 @@ def _fmt(value) -> str:
 
 
 def cmd_ensemble(args) -> int:
-    from ..ensemble import ensemble_curve, ensemble_score
-    from ..report import jsonable  # strict JSON: an undefined Sp or Se becomes null
-    from ..sweep import SweepError, parse_ks
+    from ..results import ensemble_score, jsonable  # strict JSON: an undefined Sp or Se becomes null
 
     target = args.group if args.group else list(args.runs)
     with _open(args.project) as project:
         if args.ks:
-            try:
-                ks = parse_ks(args.ks)
-            except SweepError as exc:
-                raise CommandError(str(exc)) from None
-            source = ensemble_curve(project, target, ks, split=args.split)
-            points = [{"k": p["k"], "metrics": p["metrics"], "run_ids": p["run_ids"], "n_cycles": p["n_cycles"]} for p in source]
-            if args.json:
-                print(json.dumps(jsonable({"group": args.group, "split": args.split, "curve": points}), indent=2))
-                return 0
-            print(f"ensemble of {args.group or 'the given runs'} on {args.split} ({points[0]['n_cycles'] if points else 0} cycles)")
-            print(f"{'k':>3}  {'Sp':>6}  {'Se':>6}  {'Score':>6}")
-            for p in points:
-                m = p["metrics"]
-                print(f"{p['k']:>3}  {_fmt(m['sp']):>6}  {_fmt(m['se']):>6}  {_fmt(m['score']):>6}")
-            return 0
+            return _ensemble_curve(args, project, target)
         result = ensemble_score(project, target, k=args.k, split=args.split)
     if args.json:
         print(json.dumps(jsonable(result), indent=2))
@@ -97,6 +81,27 @@ def cmd_ensemble(args) -> int:
     return 0
 
 
+def _ensemble_curve(args, project: Project, target) -> int:
+    """`rsc ensemble --ks`: the ensemble's scores at several k (the BTS++ curve)."""
+    from ..results import SweepError, ensemble_curve, jsonable, parse_ks
+
+    try:
+        ks = parse_ks(args.ks)
+    except SweepError as exc:
+        raise CommandError(str(exc)) from None
+    source = ensemble_curve(project, target, ks, split=args.split)
+    points = [{"k": p["k"], "metrics": p["metrics"], "run_ids": p["run_ids"], "n_cycles": p["n_cycles"]} for p in source]
+    if args.json:
+        print(json.dumps(jsonable({"group": args.group, "split": args.split, "curve": points}), indent=2))
+        return 0
+    print(f"ensemble of {args.group or 'the given runs'} on {args.split} ({points[0]['n_cycles'] if points else 0} cycles)")
+    print(f"{'k':>3}  {'Sp':>6}  {'Se':>6}  {'Score':>6}")
+    for p in points:
+        m = p["metrics"]
+        print(f"{p['k']:>3}  {_fmt(m['sp']):>6}  {_fmt(m['se']):>6}  {_fmt(m['score']):>6}")
+    return 0
+
+
 def _train_settings(args) -> dict:
     """The TrainSpec fields `rsc train` would set from the same options, apart from what the sweep decides."""
     from .train import _spec_from_args
@@ -108,54 +113,28 @@ def _train_settings(args) -> dict:
 
 
 def cmd_sweep(args) -> int:
-    from ..sweep import SweepError, format_sweep_table, plan_sweep, run_sweep, submit_sweep, sweep_table
-    from ..train import TrainError, parse_seeds
-    from .train import TerminalProgress
+    from ..results import format_sweep_table, jsonable, submit_sweep, sweep_table
+    from ..train import parse_seeds
 
     try:
         seeds = parse_seeds(args.seeds)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     with _open(args.project) as project:
-        try:
-            plan = plan_sweep(
-                project, args.teachers, args.arch, args.ks, seeds, args.mode, prefix=args.group,
-                temperature=args.temperature, hard_weight=args.hard_weight, noise_var=args.noise_var,
-                **_train_settings(args),
-            )
-            for spec in plan.specs:
-                spec.resolved()  # every run's settings are checked before anything is stored
-        except (SweepError, TrainError) as exc:
-            raise CommandError(str(exc)) from None
+        plan = _plan_sweep(project, args, seeds)
         if not args.table_only:
             existing = sum(r.run_id is not None for r in plan.runs)
             ids = submit_sweep(project, plan)
             print(f"sweep {plan.prefix}: {len(ids)} runs (k = {', '.join(map(str, plan.ks))}; seeds "
                   f"{', '.join(map(str, seeds))}), {existing} already there", flush=True)
-            if args.queue:
-                print("queued; start a worker with: rsc worker " + str(args.project))
-            else:
-                terminal = TerminalProgress(args.quiet)
-                where = {r.run_id: (r.k, r.seed) for r in plan.runs}
-
-                def progress(event: dict) -> None:
-                    if event.get("phase") == "start":
-                        k, seed = where.get(event["run_id"], ("?", "?"))
-                        print(f"sweep k={k} seed {seed}: {event['run_id']}", flush=True)
-                    else:
-                        terminal(event)
-
-                try:
-                    run_sweep(project, plan, progress=progress)
-                except KeyboardInterrupt:
-                    terminal.close()
-                    print(f"\nstopped; run the same command again to continue the sweep", file=sys.stderr)
-                    return 130
-                terminal.close()
+    if not args.table_only:
+        if args.queue:
+            print("queued; start a worker with: rsc worker " + str(args.project))
+        elif (status := _train_sweep(args, plan, ids)) != 0:
+            return status
+    with _open(args.project) as project:
         rows = sweep_table(project, plan)
     if args.json:
-        from ..report import jsonable
-
         print(json.dumps(jsonable({"prefix": plan.prefix, "teachers": plan.teachers_group, "arch": plan.arch,
                           "mode": plan.mode, "rows": rows}), indent=2))
     else:
@@ -163,8 +142,55 @@ def cmd_sweep(args) -> int:
     return 0
 
 
+def _plan_sweep(project: Project, args, seeds: list[int]):
+    """The sweep's runs, every run's settings checked before anything is stored."""
+    from ..results import SweepError, plan_sweep
+    from ..train import TrainError
+
+    try:
+        plan = plan_sweep(
+            project, args.teachers, args.arch, args.ks, seeds, args.mode, prefix=args.group,
+            temperature=args.temperature, hard_weight=args.hard_weight, noise_var=args.noise_var,
+            **_train_settings(args),
+        )
+        for spec in plan.specs:
+            spec.resolved()
+    except (SweepError, TrainError) as exc:
+        raise CommandError(str(exc)) from None
+    return plan
+
+
+def _train_sweep(args, plan, ids: list[str]) -> int:
+    """Train the sweep's queued runs in this process, in plan order, with the worker loop; 130 if interrupted.
+
+    Runs that another worker has already claimed, or that are done, are left alone; a failed run is
+    recorded on the run and the sweep goes on with the next.
+    """
+    from ..jobs import run_worker
+    from .train import TerminalProgress
+
+    terminal = TerminalProgress(args.quiet)
+    where = {r.run_id: (r.k, r.seed) for r in plan.runs}
+
+    def progress(event: dict) -> None:
+        if event.get("phase") == "start":
+            k, seed = where.get(event["run_id"], ("?", "?"))
+            print(f"sweep k={k} seed {seed}: {event['run_id']}", flush=True)
+        else:
+            terminal(event)
+
+    try:
+        run_worker(args.project, once=True, progress=progress, only=ids)
+    except KeyboardInterrupt:
+        terminal.close()
+        print("\nstopped; run the same command again to continue the sweep", file=sys.stderr)
+        return 130
+    terminal.close()
+    return 0
+
+
 def cmd_report(args) -> int:
-    from ..report import build_report, render
+    from ..results import build_report, render
 
     with _open(args.project) as project:
         report = build_report(project, split=args.split)

@@ -8,15 +8,14 @@ current label.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from .distill import FINISHED_STATUSES
-from .outputs import load_logits
-from .project import Project, ProjectError
+from .. import runs
+from ..evaluate import icbhi_score
+from ..project import Project, ProjectError
 
 
 class EnsembleError(ProjectError):
@@ -41,36 +40,31 @@ class EnsembleOutputs:
         return part.mean(axis=1).argmax(axis=1)
 
 
-def group_runs(project: Project, group: str, finished_only: bool = True) -> list[dict]:
-    """The runs of a group ordered by seed (then id), with spec and metrics parsed."""
-    rows = project.query("SELECT * FROM runs WHERE group_name = ? ORDER BY seed, id", [group])
-    if not rows:
-        known = [r["group_name"] for r in project.query("SELECT DISTINCT group_name FROM runs ORDER BY 1")]
+def group_runs(project: Project, group: str, finished_only: bool = True) -> list[runs.Run]:
+    """The runs of a group ordered by seed (then id)."""
+    found = runs.list_runs(project, group=group)
+    if not found:
+        known = runs.group_names(project)
         raise EnsembleError(
             f"no runs in group {group!r}" + (f" (groups: {', '.join(map(str, known))})" if known else " (no runs yet)")
         )
-    if finished_only:
-        rows = [r for r in rows if (r["status"] or "").lower() in FINISHED_STATUSES]
-    for row in rows:
-        row["spec"] = json.loads(row["spec"]) if row.get("spec") else {}
-        row["metrics"] = json.loads(row["metrics"]) if row.get("metrics") else {}
-    return rows
+    return [r for r in found if r.finished] if finished_only else found
 
 
 def resolve_runs(project: Project, group_or_runs: str | Sequence[str], k: int | None = None) -> list[str]:
     """Run ids: the first k finished runs of a group by seed, or the given ids (first k of them)."""
     if isinstance(group_or_runs, str):
-        runs = group_runs(project, group_or_runs)
-        if not runs:
+        found = group_runs(project, group_or_runs)
+        if not found:
             raise EnsembleError(f"group {group_or_runs!r} has no finished runs")
-        run_ids = [r["id"] for r in runs]
+        run_ids = [r.id for r in found]
         label = f"group {group_or_runs!r}"
     else:
         run_ids = [str(r) for r in group_or_runs]
         if not run_ids:
             raise EnsembleError("no runs given for the ensemble")
         for run_id in run_ids:
-            if not project.db.execute("SELECT 1 FROM runs WHERE id = ?", [run_id]).fetchone():
+            if not runs.run_exists(project, run_id):
                 raise EnsembleError(f"no run {run_id!r} in {project.path.name}")
         if len(set(run_ids)) != len(run_ids):
             raise EnsembleError("a run is listed twice for the ensemble")
@@ -93,7 +87,7 @@ def ensemble_logits(project: Project, run_ids: Sequence[str], split: str | None 
     shared = {c["id"] for c in cycles}
     wanted = len(shared)
     for run_id in run_ids:
-        have = {row[0] for row in project.db.execute("SELECT cycle_id FROM outputs WHERE run_id = ?", [run_id])}
+        have = set(runs.run_cycle_ids(project, run_id))
         if not have:
             raise EnsembleError(f"run {run_id} has no stored outputs (not finished, or trained before outputs were kept)")
         shared &= have
@@ -102,13 +96,11 @@ def ensemble_logits(project: Project, run_ids: Sequence[str], split: str | None 
     ids = np.array(sorted(shared), dtype=np.int64)
     label_of = {c["id"]: c["label"] for c in cycles}
     labels = np.array([label_of[i] for i in ids], dtype=np.int64)
-    logits = load_logits(project, run_ids, ids.tolist())
+    logits = runs.load_logits(project, run_ids, ids.tolist())
     return EnsembleOutputs(run_ids, ids, labels, logits.astype(np.float64), wanted - len(ids))
 
 
 def _score(labels: np.ndarray, predictions: np.ndarray) -> dict:
-    from .evaluate import icbhi_score
-
     metrics = dict(icbhi_score(labels, predictions))
     confusion = metrics.get("confusion")
     if isinstance(confusion, np.ndarray):

@@ -1,10 +1,10 @@
-"""Soft-label targets and the distillation loss (paper 001, REFERENCE.md section 5).
+"""Soft-label targets from stored teacher logits (paper 001, REFERENCE.md section 5).
 
 Teacher knowledge reaches a student only through the teachers' stored logits on the training cycles,
 an array of shape (N cycles, K teachers, C classes) keyed by cycle id (never by loader position). A
 :class:`TargetProvider` turns them into one target row per cycle for a given epoch; the fit loop
 indexes that (N, C) tensor with its batch's positions and passes the rows to
-:func:`distillation_loss`.
+:func:`trainer.distill.losses.distillation_loss`.
 
 Modes (``TargetProvider.mode``):
 
@@ -12,7 +12,7 @@ Modes (``TargetProvider.mode``):
     one-hot of the label (plain training; k = 0 in the teacher-count study).
 ``mean`` / ``curated`` / ``single``
     p = softmax(mean_k z_k / T). ``curated`` and ``single`` differ only in which teachers
-    :func:`select_teachers` picked (the k best by stored score, or one).
+    :func:`trainer.distill.teachers.select_teachers` picked (the k best by stored score, or one).
 ``random``
     p = softmax(z_i / T) with i drawn uniformly per cycle, redrawn every epoch; the draw depends only
     on (seed, epoch), so a resumed run sees the same targets it would have seen.
@@ -36,35 +36,21 @@ vector ... across training target label", and cross-entropy with real-valued tar
 one-hot label in expectation; individual rows may have entries below 0 or above 1 and need not sum
 to 1. (Clipping or renormalising would bias the expected target away from the label.)
 
-Temperature T (default 1, as in the paper) divides the teacher logits before the softmax; the loss
-then applies the same T to the student and multiplies the soft term by T^2 so its gradient keeps the
-same scale as at T = 1 (Hinton et al. 2015). At T = 1 the factor is 1 and the loss is exactly the
-paper's cross-entropy H(p, y_hat).
+Temperature T (default 1, as in the paper) divides the teacher logits before the softmax (the loss
+applies the same T to the student).
 """
 
 from __future__ import annotations
 
-import json
 import math
+
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-MODES = ("hard", "mean", "random", "curated", "single", "noise-const", "noise-teacher-var", "raw-logits")
-# Modes whose targets come from teacher logits (the rest need only the labels).
-TEACHER_MODES = ("mean", "random", "curated", "single", "noise-teacher-var", "raw-logits")
-# Modes whose targets change from epoch to epoch.
-STOCHASTIC_MODES = ("random", "noise-const", "noise-teacher-var")
-SELECTION_MODES = ("first", "curated", "single")
-# Run statuses that mean "finished with outputs stored"; other statuses are never used as teachers.
-FINISHED_STATUSES = ("done", "finished", "completed", "complete", "succeeded")
-DEFAULT_NUM_CLASSES = 4
+from .modes import DEFAULT_NUM_CLASSES, MODES, STOCHASTIC_MODES, TEACHER_MODES, DistillError
+
 # Distinct stream tags so the random-teacher draw and the noise draw never share random numbers.
 _STREAM = {"random": 1, "noise-const": 2, "noise-teacher-var": 3}
-
-
-class DistillError(ValueError):
-    """Bad distillation settings or teacher data (message names what is wrong)."""
 
 
 def _softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
@@ -73,9 +59,19 @@ def _softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
     return e / e.sum(axis=axis, keepdims=True)
 
 
-def selection_for_mode(mode: str) -> str:
-    """Which teacher selection a target mode implies: curated -> the k best, single -> one, else first k."""
-    return {"curated": "curated", "single": "single"}.get(mode, "first")
+def _checked_logits(teacher_logits: np.ndarray | None, n: int) -> np.ndarray | None:
+    """The teachers' logits as float64 (N, K, C), or None when there are no teachers."""
+    if teacher_logits is None:
+        return None
+    logits = np.asarray(teacher_logits, dtype=np.float64)
+    if logits.ndim != 3:
+        raise DistillError(f"teacher logits must have shape (cycles, teachers, classes), got {logits.shape}")
+    if logits.shape[0] != n:
+        raise DistillError(f"teacher logits cover {logits.shape[0]} cycles but there are {n} labels")
+    if not np.isfinite(logits).all():
+        bad = np.argwhere(~np.isfinite(logits))[0]
+        raise DistillError(f"teacher logits are not finite (first at cycle {bad[0]}, teacher {bad[1]})")
+    return None if logits.shape[1] == 0 else logits
 
 
 class TargetProvider:
@@ -108,18 +104,7 @@ class TargetProvider:
         self.labels = labels.astype(np.int64)
         n = len(labels)
 
-        logits = None
-        if teacher_logits is not None:
-            logits = np.asarray(teacher_logits, dtype=np.float64)
-            if logits.ndim != 3:
-                raise DistillError(f"teacher logits must have shape (cycles, teachers, classes), got {logits.shape}")
-            if logits.shape[0] != n:
-                raise DistillError(f"teacher logits cover {logits.shape[0]} cycles but there are {n} labels")
-            if not np.isfinite(logits).all():
-                bad = np.argwhere(~np.isfinite(logits))[0]
-                raise DistillError(f"teacher logits are not finite (first at cycle {bad[0]}, teacher {bad[1]})")
-            if logits.shape[1] == 0:
-                logits = None
+        logits = _checked_logits(teacher_logits, n)
         if mode in TEACHER_MODES and logits is None:
             raise DistillError(f"target mode {mode!r} needs teacher logits (at least one teacher)")
         if mode == "single" and logits.shape[1] != 1:
@@ -189,102 +174,3 @@ class TargetProvider:
         if self.mode in ("noise-const", "noise-teacher-var"):
             info["noise_std"] = [float(s) for s in self.noise_std]
         return info
-
-
-def soft_cross_entropy(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Mean over the batch of -sum_c t_c log softmax(s)_c; t need not be a distribution."""
-    return -(targets * F.log_softmax(student_logits, dim=-1)).sum(dim=-1).mean()
-
-
-def distillation_loss(
-    student_logits: torch.Tensor,
-    targets: torch.Tensor | None,
-    labels: torch.Tensor | None,
-    mode: str,
-    temperature: float = 1.0,
-    hard_weight: float = 0.0,
-) -> torch.Tensor:
-    """(1 - hard_weight) * T^2 * CE(targets, softmax(student / T)) + hard_weight * CE(labels, student).
-
-    ``targets`` are rows from :meth:`TargetProvider.targets` (already at temperature T). In mode
-    ``hard`` the soft term is plain cross-entropy with the labels. The paper's setting is T = 1 and
-    hard_weight = 0 (soft targets only).
-    """
-    if mode not in MODES:
-        raise DistillError(f"unknown target mode {mode!r}")
-    if not 0.0 <= hard_weight <= 1.0:
-        raise DistillError(f"hard-label weight must lie in [0, 1], got {hard_weight}")
-    if not temperature > 0:
-        raise DistillError(f"temperature must be positive, got {temperature}")
-    if mode == "hard":
-        if labels is None:
-            raise DistillError("mode 'hard' needs labels")
-        return F.cross_entropy(student_logits, labels)
-    if targets is None:
-        raise DistillError(f"mode {mode!r} needs target rows")
-    targets = targets.to(device=student_logits.device, dtype=student_logits.dtype)
-    soft = soft_cross_entropy(student_logits / temperature, targets)
-    if temperature != 1.0:
-        soft = soft * (temperature**2)
-    if hard_weight == 0.0:
-        return soft
-    if labels is None:
-        raise DistillError("a hard-label weight above 0 needs labels")
-    hard = F.cross_entropy(student_logits, labels)
-    return (1.0 - hard_weight) * soft + hard_weight * hard
-
-
-# -- choosing teachers ---------------------------------------------------------------------------
-def _finished_runs(project, group: str) -> list[dict]:
-    rows = project.query(
-        "SELECT id, seed, status, metrics FROM runs WHERE group_name = ? ORDER BY seed, id", [group]
-    )
-    if not rows:
-        raise DistillError(f"no runs in group {group!r}")
-    done = [r for r in rows if (r["status"] or "").lower() in FINISHED_STATUSES]
-    if not done:
-        states = sorted({str(r["status"]) for r in rows})
-        raise DistillError(f"group {group!r} has {len(rows)} runs but none finished (status: {', '.join(states)})")
-    return done
-
-
-def selection_score(metrics: dict) -> float | None:
-    """The score a run's checkpoint was selected by: validation score under ``select=val``, else test score."""
-    if metrics.get("selection") == "val" and isinstance(metrics.get("val"), dict):
-        return metrics["val"].get("score")
-    return metrics.get("score")
-
-
-def select_teachers(project, group: str, k: int | None, mode: str = "first") -> list[str]:
-    """Run ids of the teachers to use from a group of finished runs.
-
-    ``first``: the first k by seed (the paper's first-k teachers). ``curated``: the k best by the
-    selection metric, ties broken by lower seed: the validation score for runs whose checkpoint was
-    chosen on a validation split (``metrics["selection"] == "val"``), else the stored test
-    ``metrics["score"]`` (the paper picked the 5 highest-scoring checkpoints; it only shapes training
-    targets, but with test scores it is the reference's optimistic protocol). ``single``: one
-    teacher, the first by seed. k = None means every finished run.
-    """
-    if mode not in SELECTION_MODES:
-        raise DistillError(f"unknown teacher selection {mode!r} (expected one of {', '.join(SELECTION_MODES)})")
-    runs = _finished_runs(project, group)
-    if mode == "single":
-        if k not in (None, 1):
-            raise DistillError(f"selection 'single' takes one teacher, not k={k}")
-        k = 1
-    if k is None:
-        k = len(runs)
-    if k < 1:
-        raise DistillError(f"number of teachers must be at least 1, got {k}")
-    if k > len(runs):
-        raise DistillError(f"group {group!r} has {len(runs)} finished runs, fewer than the {k} teachers asked for")
-    if mode == "curated":
-        scored = []
-        for row in runs:
-            score = selection_score(json.loads(row["metrics"]) if row["metrics"] else {})
-            if score is None:
-                raise DistillError(f"run {row['id']} in group {group!r} has no stored score to curate by")
-            scored.append((-float(score), row["seed"] if row["seed"] is not None else math.inf, row["id"]))
-        return [run_id for _, _, run_id in sorted(scored)[:k]]
-    return [row["id"] for row in runs[:k]]
-

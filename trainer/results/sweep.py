@@ -2,9 +2,10 @@
 
 For each k and each seed one student run is planned: k = 0 is plain hard-label training of the
 student architecture (the left end of the paper's curves); k >= 1 distils from k teachers of the
-teacher group (the first k by seed, or the k best for ``curated``). The runs are ordinary jobs
-(:func:`trainer.jobs.submit`), so a sweep can run in the foreground, in a worker, or on a cluster, and
-re-planning it finds the runs that already exist instead of training them again.
+teacher group (the first k by seed, or the k best for ``curated``). The runs are ordinary queued
+runs (jobs), so a sweep can run in the foreground (``rsc sweep`` runs the worker loop on exactly its
+runs), in a worker, or on a cluster, and re-planning it finds the runs that already exist instead of
+training them again.
 
 The results table puts, for each k, the students' mean and standard deviation of Sp, Se and Score
 beside the teacher ensemble's score at the same k, all computed from stored outputs.
@@ -12,17 +13,15 @@ beside the teacher ensemble's score at the same k, all computed from stored outp
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import socket
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
+from typing import Sequence
 
-from .distill import FINISHED_STATUSES, DistillError, select_teachers, selection_for_mode
-from .ensemble import ensemble_score
-from .evaluate import mean_std
-from .project import Project, ProjectError, now
+from .. import runs
+from ..distill import DistillError, select_teachers, selection_for_mode
+from ..evaluate import mean_std
+from ..project import Project, ProjectError
+from .ensembles import ensemble_score
 
 DEFAULT_KS = (0, 1, 3, 5, 10)
 
@@ -106,7 +105,7 @@ def plan_sweep(
     ``train_settings`` are further :class:`trainer.train.TrainSpec` fields (epochs, batch_size, lr,
     select, device, ...) applied to every run, so hard and soft students differ only in their targets.
     """
-    from .train import TrainSpec
+    from ..train import TrainSpec  # here, so that reading results never loads the training code
 
     ks = parse_ks(ks)
     seeds = [int(s) for s in seeds]
@@ -128,126 +127,69 @@ def plan_sweep(
             raise SweepError(f"k={k}: {exc}") from None
     existing = _existing_runs(project, prefix)
     for k in ks:
-        if k == 0:
-            targets = {"kind": "hard"}
-        else:
-            targets = {
-                "kind": "soft",
-                "teachers": teachers_by_k[k],
-                "mode": mode,
-                "k": k,
-                "teacher_group": teachers_group,
-                "temperature": float(temperature),
-                "hard_weight": float(hard_weight),
-                "noise_var": float(noise_var),
-            }
+        targets = {"kind": "hard"} if k == 0 else {
+            "kind": "soft",
+            "teachers": teachers_by_k[k],
+            "mode": mode,
+            "k": k,
+            "teacher_group": teachers_group,
+            "temperature": float(temperature),
+            "hard_weight": float(hard_weight),
+            "noise_var": float(noise_var),
+        }
         for seed in seeds:
             spec = TrainSpec(arch=arch, seed=seed, group=sweep_group(prefix, k), targets=targets, **train_settings)
             found = existing.get((sweep_group(prefix, k), seed))
             if found is not None:
                 _check_same_spec(found, spec)
-            plan.runs.append(
-                PlannedRun(k, seed, spec, found["id"] if found else None, found["status"] if found else None)
-            )
+            plan.runs.append(PlannedRun(k, seed, spec, found.id if found else None, found.status if found else None))
     return plan
 
 
-def _existing_runs(project: Project, prefix: str) -> dict[tuple[str, int], dict]:
+def _existing_runs(project: Project, prefix: str) -> dict[tuple[str, int], runs.Run]:
     """Runs of the sweep's groups by (group, seed): a finished one if there is one, else the newest."""
-    rows = project.query(
-        "SELECT id, group_name, seed, status, created_at, spec FROM runs WHERE group_name LIKE ? ESCAPE '\\' "
-        "ORDER BY created_at, id",
-        [prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "-k%"],
-    )
-    found: dict[tuple[str, int], dict] = {}
-    for row in rows:
-        key = (row["group_name"], row["seed"])
-        if key not in found or found[key]["status"] not in FINISHED_STATUSES:
-            found[key] = row
+    found: dict[tuple[str, int], runs.Run] = {}
+    for run in sorted(runs.list_runs(project, group_prefix=prefix + "-k"), key=lambda r: (r.created_at or "", r.id)):
+        key = (run.group, run.seed)
+        if key not in found or not found[key].finished:
+            found[key] = run
     return found
 
 
-def _check_same_spec(found: dict, spec) -> None:
+def _check_same_spec(found: runs.Run, spec) -> None:
     """Refuse to count an existing run whose settings differ from the plan as one of this sweep's runs."""
-    stored = json.loads(found["spec"]) if found.get("spec") else {}
     planned = spec.resolved().to_dict()
     differ = sorted(
-        key for key in set(stored) | set(planned)
-        if key != "device" and stored.get(key) != planned.get(key)
+        key for key in set(found.spec) | set(planned)
+        if key != "device" and found.spec.get(key) != planned.get(key)
     )
     if differ:
         raise SweepError(
-            f"run {found['id']} (group {found['group_name']}, seed {found['seed']}) was made with other settings "
+            f"run {found.id} (group {found.group}, seed {found.seed}) was made with other settings "
             f"({', '.join(differ)}); give this sweep another name with --group"
         )
 
 
 def submit_sweep(project: Project, plan: SweepPlan) -> list[str]:
     """Queue every planned run that does not exist yet and re-queue interrupted ones (they continue from
-    their last checkpoint); returns all run ids of the sweep in plan order."""
-    from .jobs import requeue, submit
-    from .train import get_run, run_owner_alive
+    their last checkpoint); returns all run ids of the sweep in plan order.
+
+    ``rsc sweep`` then trains exactly these ids with the worker loop (:func:`trainer.jobs.run_worker`).
+    """
+    from ..train import create_run  # here, so that reading results never loads the training code
 
     ids = []
     for run in plan.runs:
         if run.run_id is None:
-            run.run_id = submit(project, run.spec)
-            run.status = "queued"
-        elif run.status in ("cancelled", "failed") or (
-            run.status in ("running", "cancelling") and not run_owner_alive(get_run(project, run.run_id))
+            run.run_id = create_run(project, run.spec, status=runs.QUEUED)
+            run.status = runs.QUEUED
+        elif run.status in runs.STOPPED or (
+            run.status in runs.ACTIVE and not runs.get_run(project, run.run_id).owner_alive()
         ):
-            requeue(project, run.run_id)
-            run.status = "queued"
+            runs.requeue(project, run.run_id)
+            run.status = runs.QUEUED
         ids.append(run.run_id)
     return ids
-
-
-def _claim(project: Project, run_id: str) -> bool:
-    """Take one queued run for this process (the same record a worker writes), unless another took it."""
-    progress = {"progress": {"phase": "claimed", "pid": os.getpid(), "host": socket.gethostname(), "at": now()}}
-    with project.transaction():
-        cur = project.db.execute(
-            "UPDATE runs SET status = 'running', metrics = ? WHERE id = ? AND status = 'queued'",
-            [json.dumps(progress), run_id],
-        )
-        return cur.rowcount == 1
-
-
-def run_sweep(
-    project: Project,
-    plan: SweepPlan,
-    progress: Callable[[dict], object] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-) -> dict[str, str]:
-    """Train the sweep's queued runs in this process, k by k; returns run id -> final status.
-
-    Runs that another worker has already claimed, or that are done, are left alone. A failed run is
-    recorded on the run and the sweep goes on with the next.
-    """
-    from .train import RunStopped, run_training
-
-    outcome = {}
-    for run in plan.runs:
-        if run.run_id is None:
-            raise SweepError("submit the sweep before running it")
-        status = project.db.execute("SELECT status FROM runs WHERE id = ?", [run.run_id]).fetchone()[0]
-        if status != "queued" or not _claim(project, run.run_id):
-            outcome[run.run_id] = status
-            continue
-        if progress is not None:
-            progress({"phase": "start", "run_id": run.run_id, "k": run.k, "seed": run.seed})
-        try:
-            run_training(project, run.run_id, progress=progress, should_stop=should_stop)
-        except RunStopped:
-            outcome[run.run_id] = "cancelled"
-            break
-        except KeyboardInterrupt:
-            raise
-        except Exception as exc:  # recorded on the run by run_training; the sweep goes on
-            if progress is not None:
-                progress({"phase": "failed", "run_id": run.run_id, "error": f"{type(exc).__name__}: {exc}"})
-        outcome[run.run_id] = project.db.execute("SELECT status FROM runs WHERE id = ?", [run.run_id]).fetchone()[0]
-    return outcome
 
 
 def sweep_table(project: Project, plan: SweepPlan, split: str = "test") -> list[dict]:
@@ -255,18 +197,16 @@ def sweep_table(project: Project, plan: SweepPlan, split: str = "test") -> list[
     rows = []
     for k in plan.ks:
         group = sweep_group(plan.prefix, k)
-        runs = project.query(
-            "SELECT id, seed, status, metrics FROM runs WHERE group_name = ? ORDER BY seed, id", [group]
-        )
-        done = [r for r in runs if r["status"] in FINISHED_STATUSES]
-        metrics = [json.loads(r["metrics"]) for r in done]
+        group_runs = runs.list_runs(project, group=group)
+        done = [r for r in group_runs if r.finished]
+        metrics = [r.metrics for r in done]
         row = {
             "k": k,
             "group": group,
             "n": len(done),
-            "pending": len(runs) - len(done),
-            "run_ids": [r["id"] for r in done],
-            "seeds": [r["seed"] for r in done],
+            "pending": len(group_runs) - len(done),
+            "run_ids": [r.id for r in done],
+            "seeds": [r.seed for r in done],
         }
         for key in ("sp", "se", "score"):
             row[key] = mean_std(m[key] for m in metrics) if metrics else (None, None)

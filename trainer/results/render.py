@@ -1,0 +1,232 @@
+"""The report as text: Markdown, CSV (one rectangular table), LaTeX or strict JSON.
+
+Every format shows the same numbers :func:`trainer.results.report.build_report` collected; only
+the layout differs. LaTeX leaves out the run ids (they are long; the CSV and JSON keep them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Sequence
+
+from .published import PUBLISHED, published_name, published_triplet
+from .report import METRICS, ReportError, is_nan
+
+FORMATS = ("md", "csv", "latex", "json")
+
+
+def _ms(stat: dict | None, latex: bool = False) -> str:
+    if not stat or stat.get("mean") is None:
+        return "-"
+    mean, std = stat["mean"], stat.get("std")
+    if std is None:
+        return f"{mean:.2f}"
+    return f"{mean:.2f}$_{{\\pm {std:.2f}}}$" if latex else f"{mean:.2f} ± {std:.2f}"
+
+
+def _num(value, digits: int = 2) -> str:
+    return "-" if value is None or is_nan(value) else f"{value:.{digits}f}"
+
+
+def _selection(value, flagged: bool) -> str:
+    if flagged:
+        return "test*" if value == "test" else f"{value} (some test*)"
+    return str(value) if value is not None else "-"
+
+
+def _kind_label(g: dict) -> str:
+    if g["targets"] == "soft":
+        return f"student {g['mode']} k={g['k']}"
+    if g["targets"] == "hard":
+        return "hard labels"
+    return str(g["kind"])
+
+
+def _group_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["group", "arch", "kind", "teachers", "n", "Sp", "Se", "Score", "selection", "runs"]
+    body = []
+    for g in report["groups"]:
+        body.append([
+            g["group"], str(g["arch"]), _kind_label(g), g["teacher_group"] or "-", str(g["n"]),
+            _ms(g["sp"]), _ms(g["se"]), _ms(g["score"]), _selection(g["selection"], g["test_selection"]),
+            " ".join(g["run_ids"]) + (f" (+{len(g['not_finished'])} not finished)" if g["not_finished"] else ""),
+        ])
+    return head, body
+
+
+def _ensemble_table(report: dict) -> tuple[list[str], list[list[str]]]:
+    head = ["ensemble", "arch", "k", "Sp", "Se", "Score", "cycles", "runs"]
+    body = []
+    for e in report["ensembles"]:
+        if "error" in e:
+            body.append([e["group"], "-", "-", "-", "-", "-", "-", e["error"]])
+            continue
+        name = e["group"] + ("++" if e["generation"] == 1 else "++ (2nd gen)") + (" *" if e["test_selection"] else "")
+        body.append([name, str(e["arch"]), f"{e['k']}{' (all)' if e['all'] else ''}", _num(e["sp"]), _num(e["se"]),
+                     _num(e["score"]), str(e["n_cycles"]), " ".join(e["run_ids"])])
+    return head, body
+
+
+def _hvs_table(report: dict, latex: bool = False) -> tuple[list[str], list[list[str]]]:
+    head = ["arch", "source", "hard Sp", "hard Se", "hard Score", "soft Sp", "soft Se", "soft Score", "gain", "groups"]
+    body = []
+    for r in report["hard_vs_soft"]:
+        hard = r["hard"] or {}
+        body.append([
+            r["arch"], f"ours ({r['mode']} k={r['k']})" + (" *" if r["test_selection"] else ""),
+            _ms(hard.get("sp"), latex), _ms(hard.get("se"), latex), _ms(hard.get("score"), latex),
+            _ms(r["soft"]["sp"], latex), _ms(r["soft"]["se"], latex), _ms(r["soft"]["score"], latex),
+            _num(r["gain"]), f"{r['hard_group'] or '(no hard group)'} vs {r['soft_group']}"
+            + ("" if r["same_settings"] or not r["hard_group"] else " (training settings differ)"),
+        ])
+        name = published_name(r["arch"])
+        if name:
+            hard_p, soft_p = PUBLISHED[name]["hard"], PUBLISHED[name]["soft"]
+            p_h, p_s = published_triplet(hard_p), published_triplet(soft_p)
+            body.append([
+                name, "published (mean k=5, BTS++ teachers)",
+                _ms(p_h["sp"], latex), _ms(p_h["se"], latex), _ms(p_h["score"], latex),
+                _ms(p_s["sp"], latex), _ms(p_s["se"], latex), _ms(p_s["score"], latex),
+                _num(soft_p[2][0] - hard_p[2][0]), "paper 001 Table 2",
+            ])
+    return head, body
+
+
+def _published_table(report: dict, latex: bool = False) -> tuple[list[str], list[list[str]]]:
+    head = ["model", "setting", "Sp", "Se", "Score"]
+    body = [[p["model"], p["what"], _ms(p["sp"], latex), _ms(p["se"], latex), _ms(p["score"], latex)]
+            for p in report["published"]]
+    return head, body
+
+
+def _md_table(head: list[str], body: list[list[str]]) -> str:
+    def cell(text: str) -> str:
+        return str(text).replace("|", "\\|")
+
+    lines = ["| " + " | ".join(head) + " |", "| " + " | ".join("---" for _ in head) + " |"]
+    lines += ["| " + " | ".join(cell(c) for c in row) + " |" for row in body]
+    return "\n".join(lines)
+
+
+def render_markdown(report: dict) -> str:
+    parts = [f"# Results: {report['project']}", "", f"Scores in percent on the {report['split']} split."]
+    parts += ["", "## Runs by group (mean ± std over seeds)", "", _md_table(*_group_table(report))]
+    if report["ensembles"]:
+        parts += ["", "## Ensembles (argmax of the mean stored logits, first k runs by seed)", "",
+                  _md_table(*_ensemble_table(report))]
+    if report["hard_vs_soft"]:
+        parts += ["", "## Hard against soft labels", "", _md_table(*_hvs_table(report))]
+    if report["published"]:
+        parts += ["", "## Published (paper 001, official split)", "", _md_table(*_published_table(report))]
+    parts += ["", *(f"- {note}" for note in report["notes"]), ""]
+    return "\n".join(parts)
+
+
+def _latex_escape(text: str) -> str:
+    out = str(text)
+    for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("_", r"\_"), ("#", r"\#"), ("±", r"$\pm$")):
+        out = out.replace(a, b)
+    return out
+
+
+def _latex_table(head: list[str], body: list[list[str]], caption: str, raw_columns: Sequence[int] = ()) -> str:
+    lines = [r"\begin{table}[t]", r"\centering", r"\caption{" + _latex_escape(caption) + "}",
+             r"\begin{tabular}{" + "l" * len(head) + "}", r"\hline",
+             " & ".join(_latex_escape(h) for h in head) + r" \\", r"\hline"]
+    for row in body:
+        cells = [c if i in raw_columns else _latex_escape(c) for i, c in enumerate(row)]
+        lines.append(" & ".join(cells) + r" \\")
+    lines += [r"\hline", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines)
+
+
+def render_latex(report: dict) -> str:
+    head, body = _group_table(report)
+    # Run ids are long; LaTeX tables keep them out (they are in the JSON and CSV).
+    groups = _latex_table(head[:-1], [row[:-1] for row in body], "Runs by group (mean and std over seeds)")
+    parts = [groups]
+    if report["ensembles"]:
+        head, body = _ensemble_table(report)
+        parts.append(_latex_table(head[:-1], [row[:-1] for row in body], "Ensembles (argmax of mean logits)"))
+    if report["hard_vs_soft"]:
+        head, body = _hvs_table(report, latex=True)
+        parts.append(_latex_table(head, body, "Hard against soft labels", raw_columns=range(2, 8)))
+    if report["published"]:
+        head, body = _published_table(report, latex=True)
+        parts.append(_latex_table(head, body, "Published (paper 001)", raw_columns=(2, 3, 4)))
+    parts.append("% " + " / ".join(report["notes"]))
+    return "\n\n".join(parts) + "\n"
+
+
+CSV_FIELDS = ["table", "source", "group", "arch", "kind", "mode", "k", "n", "sp_mean", "sp_std", "se_mean", "se_std",
+              "score_mean", "score_std", "gain", "selection", "compared_with", "run_ids"]
+
+
+def render_csv(report: dict) -> str:
+    """One rectangular table: the ``table`` column says which of the paper's tables a row belongs to."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    writer.writeheader()
+
+    def stats(row: dict, values: dict) -> None:
+        for key in METRICS:
+            stat = values.get(key)
+            if isinstance(stat, dict):
+                row[f"{key}_mean"], row[f"{key}_std"] = stat.get("mean"), stat.get("std")
+            else:
+                row[f"{key}_mean"] = stat
+
+    for g in report["groups"]:
+        row = {"table": "groups", "source": "ours", "group": g["group"], "arch": g["arch"], "kind": g["kind"],
+               "mode": g["mode"], "k": g["k"], "n": g["n"], "selection": g["selection"],
+               "run_ids": " ".join(g["run_ids"])}
+        stats(row, g)
+        writer.writerow(row)
+    for e in report["ensembles"]:
+        if "error" in e:
+            continue
+        row = {"table": "ensembles", "source": "ours", "group": e["group"], "arch": e["arch"], "kind": e["kind"],
+               "mode": "ensemble" if e["generation"] == 1 else "ensemble-2nd-gen", "k": e["k"], "n": e["k"],
+               "selection": "test" if e["test_selection"] else "", "run_ids": " ".join(e["run_ids"])}
+        stats(row, e)
+        writer.writerow(row)
+    for r in report["hard_vs_soft"]:
+        for side in ("hard", "soft"):
+            values = r[side] or {}
+            row = {"table": "hard_vs_soft", "source": "ours", "group": r[f"{side}_group"], "arch": r["arch"],
+                   "kind": side, "mode": r["mode"] if side == "soft" else "hard", "k": r["k"] if side == "soft" else 0,
+                   "gain": r["gain"] if side == "soft" else None,
+                   "compared_with": r["hard_group"] if side == "soft" else r["soft_group"],
+                   "run_ids": " ".join(r[f"{side}_run_ids"])}
+            stats(row, values)
+            writer.writerow(row)
+    for p in report["published"]:
+        row = {"table": "published", "source": "published", "group": p["model"], "mode": p["what"]}
+        stats(row, p)
+        writer.writerow(row)
+    return buf.getvalue()
+
+
+def jsonable(value):
+    """Strict JSON: an undefined Sp or Se (NaN) becomes null."""
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if is_nan(value):
+        return None
+    return value
+
+
+def render(report: dict, fmt: str) -> str:
+    if fmt == "md":
+        return render_markdown(report)
+    if fmt == "csv":
+        return render_csv(report)
+    if fmt == "latex":
+        return render_latex(report)
+    if fmt == "json":
+        return json.dumps(jsonable(report), indent=2) + "\n"
+    raise ReportError(f"unknown report format {fmt!r} (expected one of {', '.join(FORMATS)})")
