@@ -11,7 +11,7 @@ What it prints (each figure measured in this run, on this GPU):
      CPU from the waveforms (the reference code's way), pinned and copied to the GPU every step.
 2. AST training samples/s and utilisation the same two ways (batch 8, fp16 autocast, the paper's
    setting), AST randomly initialised at full size (throughput does not depend on the weights).
-3. 5 CNN6 teachers trained together in one batched step (trainer.multi: stacked weights, vmap, which
+3. 5 CNN6 teachers trained together in one batched step (trainer.train.stacked: stacked weights, vmap, which
    lowers each convolution to one grouped convolution), each with its own batch, against the step of
    one CNN6: wall time per step and the ratio (target: at most 2x the time of one).
 
@@ -234,7 +234,7 @@ def bench_pipeline(arch: str, batch: int, precision_ours: list[tuple[str, bool]]
 def bench_multi(args, device: torch.device) -> dict:
     """Step time of k CNN6 models stacked (each with its own batch) against one CNN6."""
     from trainer.models import create_model
-    from trainer.multi import StackedModels, stacked_loss
+    from trainer.train.stacked import StackedModels, stacked_loss
 
     k, batch = args.teachers, args.batch_cnn
     dtype = torch.bfloat16 if args.multi_precision == "bf16" else None

@@ -13,10 +13,11 @@ import torch
 from conftest import copy_project
 
 from trainer.cli import main
-from trainer.jobs import cancel, claim_next, queued, requeue, run_worker, start_worker_process, submit, worker_pids
-from trainer.outputs import load_logits, run_cycle_ids
+from trainer import runs
+from trainer.jobs import run_worker, start_worker_process, submit, worker_pids
 from trainer.project import Project
-from trainer.train import TrainSpec, checkpoint_dir, create_run, get_run, resume, run_epochs, run_training, training_cycles
+from trainer.runs import cancel, get_run, load_logits, requeue, run_cycle_ids, run_epochs
+from trainer.train import TrainSpec, checkpoint_dir, create_run, resume, run_training, training_cycles
 
 MICRO = {"channels": [2, 4, 8, 16]}
 
@@ -75,24 +76,36 @@ def test_worker_runs_queued_jobs_in_order(project, project_path):
     first = submit(project, micro_spec(epochs=1))
     second = submit(project, micro_spec(epochs=1, seed=2))
     skipped = submit(project, micro_spec(epochs=1, seed=3))
-    assert queued(project) == [first, second, skipped]
-    assert get_run(project, first)["status"] == "queued"
+    assert runs.queued_ids(project) == [first, second, skipped]
+    assert get_run(project, first).status == "queued"
     assert cancel(project, skipped) == "cancelled"
     handled = run_worker(project_path, once=True)
     assert handled == [first, second]
     for run_id in handled:
         run = get_run(project, run_id)
-        assert run["status"] == "done" and run["metrics"]["epoch"] == 1
-    assert get_run(project, skipped)["status"] == "cancelled"
-    assert queued(project) == []
+        assert run.status == "done" and run.metrics["epoch"] == 1
+    assert get_run(project, skipped).status == "cancelled"
+    assert runs.queued_ids(project) == []
+
+
+def test_a_worker_given_run_ids_trains_only_those_in_their_order_and_skips_ones_not_queued(project, project_path):
+    first = submit(project, micro_spec(epochs=1))
+    stopped = submit(project, micro_spec(epochs=1, seed=2))
+    last = submit(project, micro_spec(epochs=1, seed=3))
+    other = submit(project, micro_spec(epochs=1, seed=4))
+    cancel(project, stopped)
+    assert run_worker(project_path, once=True, only=[last, stopped, "no-such-run", first]) == [last, first]
+    assert [get_run(project, r).status for r in (first, stopped, last, other)] == ["done", "cancelled", "done", "queued"]
+    assert get_run(project, last).finished_at < get_run(project, first).finished_at
+    assert runs.queued_ids(project) == [other]
 
 
 def test_claim_is_atomic_between_two_connections(project, project_path):
     job = submit(project, micro_spec(epochs=1))
     with Project.open(project_path) as other:
-        assert claim_next(other) == job
-        assert claim_next(project) is None
-    assert get_run(project, job)["status"] == "running"
+        assert runs.claim(other) == job
+        assert runs.claim(project) is None
+    assert get_run(project, job).status == "running"
 
 
 def test_cancel_a_running_job_keeps_its_checkpoint_and_resumes_exactly(project, project_path):
@@ -107,12 +120,12 @@ def test_cancel_a_running_job_keeps_its_checkpoint_and_resumes_exactly(project, 
     finally:
         worker.join(timeout=120)
     run = get_run(project, job)
-    assert run["status"] == "cancelled", run
+    assert run.status == "cancelled", run
     assert (checkpoint_dir(project, job) / "state.safetensors").exists()
-    assert run["epoch"] < 4
+    assert run.epoch < 4
     requeue(project, job)
     assert run_worker(project_path, once=True) == [job]
-    assert get_run(project, job)["metrics"] == expected
+    assert get_run(project, job).metrics == expected
     ids, logits = _logits(project, job)
     ids_ref, logits_ref = _logits(project, reference)
     assert ids == ids_ref
@@ -132,11 +145,11 @@ def test_worker_process_killed_with_sigkill_resumes_to_the_same_result(project, 
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=60)
-    log = (project_path.with_name(project_path.name + ".d") / "worker.log").read_text(errors="replace")
+    log = (Project.artifacts_of(project_path) / "worker.log").read_text(errors="replace")
     assert process.returncode == -signal.SIGKILL, log
     assert worker_pids(project_path) == []  # a killed worker's marker is recognised as stale
     run = get_run(project, job)
-    assert run["status"] == "running" and run["epoch"] < 5
+    assert run.status == "running" and run.epoch < 5
     # The CLI shows that no process is training it any more.
     assert main(["runs", str(project_path)]) == 0
     assert "running?" in capsys.readouterr().out
@@ -162,11 +175,11 @@ def test_cli_train_distill_runs_and_queue(project_path, capsys):
     out = capsys.readouterr().out
     assert "teachers (2, first)" in out and "done " in out
     with Project.open(project_path) as project:
-        students = project.query("SELECT id, spec FROM runs WHERE group_name = 'students'")
+        students = runs.list_runs(project, group="students")
         assert len(students) == 1
-        run = get_run(project, students[0]["id"])
-        assert run["kind"] == "student" and run["status"] == "done"
-        assert run["spec"]["targets"]["mode"] == "mean" and len(run["spec"]["targets"]["teachers"]) == 2
+        run = students[0]
+        assert run.kind == "student" and run.status == "done"
+        assert run.spec["targets"]["mode"] == "mean" and len(run.spec["targets"]["teachers"]) == 2
     assert main(["train", str(project_path), *MICRO_ARGS, "--seeds", "5", "--group", "later", "--queue"]) == 0
     assert "queued " in capsys.readouterr().out
     assert main(["runs", str(project_path), "--group", "later"]) == 0

@@ -15,20 +15,18 @@ import pytest
 import torch
 from conftest import copy_project
 
-from trainer.outputs import OutputsError, load_logits, run_cycle_ids, store_logits
 from trainer.project import Project
+from trainer.runs import OutputsError, get_run, load_logits, run_cycle_ids, run_epochs, store_logits
 from trainer.train import (
     FAMILY_DEFAULTS,
     RunStopped,
     TrainError,
     TrainSpec,
     create_run,
-    get_run,
     load_run_model,
     parse_seeds,
     patient_disjoint_split,
     resume,
-    run_epochs,
     run_training,
     training_cycles,
 )
@@ -171,14 +169,14 @@ def test_run_stores_metrics_logits_and_checkpoint(project, reference):
     rid = create_run(project, micro_spec())
     out = run_training(project, rid)
     run = get_run(project, rid)
-    assert run["status"] == "done" and run["epoch"] == 3 and run["kind"] == "teacher"
+    assert run.status == "done" and run.epoch == 3 and run.kind == "teacher"
     assert set(out) >= {"sp", "se", "score", "confusion", "selection", "epoch"}
     assert out["selection"] == "last" and out["epoch"] == 3
     assert np.array(out["confusion"]).sum() == out["n"]
     assert out["score"] == pytest.approx((out["sp"] + out["se"]) / 2)
     # Spec, provenance and one progress row per epoch are stored.
-    assert run["spec"]["lr"] == 3e-3 and run["spec"]["model_args"] == MICRO
-    assert run["code_version"] and len(run["data_fingerprint"]) == 64
+    assert run.spec["lr"] == 3e-3 and run.spec["model_args"] == MICRO
+    assert run.code_version and len(run.data_fingerprint) == 64
     rows = run_epochs(project, rid)
     assert [r["epoch"] for r in rows] == [1, 2, 3]
     assert all({"loss", "sp", "se", "score", "seconds", "eta_s"} <= set(r) for r in rows)
@@ -194,7 +192,7 @@ def test_run_stores_metrics_logits_and_checkpoint(project, reference):
         fresh = model(load_features(project, "cnn", probe).float()).numpy()
     stored = load_logits(project, [rid], [r["id"] for r in probe])[:, 0]
     np.testing.assert_allclose(stored, fresh, rtol=1e-5, atol=1e-5)
-    ckpt = project.resolve_path(run["checkpoint"])
+    ckpt = project.resolve_path(run.checkpoint)
     assert ckpt.suffix == ".safetensors" and ckpt.exists()
     # Determinism: the same spec and seed give the same metrics and logits as the reference run.
     assert out == metrics
@@ -222,7 +220,7 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(project, reference)
     with pytest.raises(RunStopped):
         run_training(project, rid, should_stop=stop_mid_epoch_two)
     run = get_run(project, rid)
-    assert run["status"] == "cancelled" and run["epoch"] == 1
+    assert run.status == "cancelled" and run.epoch == 1
     assert run_cycle_ids(project, rid) == []
     # Resumed in a process set up differently: the thread count of the checkpoint is used again.
     before = torch.get_num_threads()
@@ -238,6 +236,48 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(project, reference)
         resume(project, rid)
 
 
+class _Killed(BaseException):
+    """Stands in for kill -9: nothing after it runs in the training process."""
+
+
+def test_a_run_killed_between_its_epoch_row_and_its_checkpoint_redoes_that_epoch(project, reference, monkeypatch):
+    import trainer.train.checkpoint as checkpoint
+    from trainer.train.checkpoint import load_weights
+
+    _, _, metrics, logits, epochs = reference
+    rid = create_run(project, micro_spec())
+    real = checkpoint.save_weights
+
+    def killed_before_the_second_state(tensors, path, metadata):
+        if path.name == "state.safetensors" and metadata["epoch"] == "2":
+            raise _Killed()
+        real(tensors, path, metadata)
+
+    monkeypatch.setattr(checkpoint, "save_weights", killed_before_the_second_state)
+    with pytest.raises(_Killed):
+        run_training(project, rid)
+    monkeypatch.undo()
+    # Epoch 2's row was written, its state was not: the project is one epoch ahead of the checkpoint.
+    assert [e["epoch"] for e in run_epochs(project, rid)] == [1, 2]
+    state = checkpoint.checkpoint_dir(project, rid) / "state.safetensors"
+    assert load_weights(state)[1]["epoch"] == "1"
+    out = resume(project, rid)
+    assert out == metrics
+    _same_logits(_logits(project, rid), logits)
+    assert _deterministic(run_epochs(project, rid)) == _deterministic(epochs)
+
+
+def test_a_checkpoint_whose_epochs_are_gone_from_the_project_is_refused(project):
+    from trainer import runs
+
+    rid = create_run(project, micro_spec(epochs=2))
+    with pytest.raises(RunStopped):
+        run_training(project, rid, should_stop=lambda: len(run_epochs(project, rid)) == 1)
+    runs.truncate_epochs(project, rid, 0)
+    with pytest.raises(TrainError, match="holds 0 of the 1 epochs"):
+        resume(project, rid)
+
+
 def test_resume_refuses_changed_data(project):
     rid = create_run(project, micro_spec(epochs=2))
     with pytest.raises(RunStopped):
@@ -246,7 +286,7 @@ def test_resume_refuses_changed_data(project):
     project.update_cycle(train[0]["id"], label=(train[0]["label"] + 1) % 4, reason="test")
     with pytest.raises(TrainError, match="changed since this run started"):
         resume(project, rid)
-    assert get_run(project, rid)["status"] == "failed"
+    assert get_run(project, rid).status == "failed"
 
 
 @pytest.mark.parametrize("select", ["val", "test"])
@@ -283,8 +323,8 @@ def test_student_distils_from_stored_teacher_logits(project):
     sid = create_run(project, micro_spec(epochs=2, group="students", targets=targets))
     out = run_training(project, sid)
     run = get_run(project, sid)
-    assert run["kind"] == "student" and run["status"] == "done"
-    assert run["spec"]["targets"]["temperature"] == 1.0 and run["spec"]["targets"]["hard_weight"] == 0.0
+    assert run.kind == "student" and run.status == "done"
+    assert run.spec["targets"]["temperature"] == 1.0 and run.spec["targets"]["hard_weight"] == 0.0
     assert out["selection"] == "last"
     # Deterministic as well, including the per-epoch teacher draws of random mode.
     sid2 = create_run(project, micro_spec(epochs=2, group="students", targets=targets))
@@ -303,7 +343,7 @@ def test_student_of_another_architecture_and_feature_set(project, student):
                                         targets=targets))
     out = run_training(project, sid)
     run = get_run(project, sid)
-    assert run["status"] == "done" and run["spec"]["feature_set"] == ("ast" if student == "ast-tiny" else "cnn")
+    assert run.status == "done" and run.spec["feature_set"] == ("ast" if student == "ast-tiny" else "cnn")
     assert run_cycle_ids(project, sid) == run_cycle_ids(project, teacher)
     assert 0 <= out["score"] <= 100 or math.isnan(out["score"])
 
@@ -320,15 +360,15 @@ def test_cycles_without_audio_are_left_out(project):
 
 
 def test_diverging_run_fails_with_a_clear_error(project, monkeypatch):
-    import trainer.distill
+    import trainer.train.tasks
 
-    real = trainer.distill.distillation_loss
-    monkeypatch.setattr(trainer.distill, "distillation_loss", lambda *a, **k: real(*a, **k) * math.nan)
+    real = trainer.train.tasks.distillation_loss
+    monkeypatch.setattr(trainer.train.tasks, "distillation_loss", lambda *a, **k: real(*a, **k) * math.nan)
     rid = create_run(project, micro_spec(epochs=1))
     with pytest.raises(TrainError, match="loss became nan in epoch 1"):
         run_training(project, rid)
     run = get_run(project, rid)
-    assert run["status"] == "failed" and "loss became nan" in run["error"]
+    assert run.status == "failed" and "loss became nan" in run.error
     assert run_cycle_ids(project, rid) == []
 
 
@@ -338,9 +378,9 @@ TINY = ["cnn6-tiny", "resnet18-tiny", "efficientnet_b0-tiny", "ast-tiny", "audio
 
 @pytest.mark.parametrize("arch", TINY)
 def test_tiny_model_trains_a_step_and_round_trips_its_checkpoint(arch, tmp_path):
-    from trainer.features import spec_augment
-    from trainer.models import FEATURE_SETS, create_model, example_inputs, list_models
-    from trainer.train import _atomic_save, _weights, load_weights
+    from trainer.features import FEATURE_SETS, spec_augment
+    from trainer.models import create_model, example_inputs, list_models
+    from trainer.train.checkpoint import load_weights, model_weights, save_weights
 
     if arch not in list_models():
         pytest.fail(f"{arch} is not registered")
@@ -358,7 +398,7 @@ def test_tiny_model_trains_a_step_and_round_trips_its_checkpoint(arch, tmp_path)
     optimizer.step()
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
     path = tmp_path / "m.safetensors"
-    _atomic_save(_weights(model), path, {"arch": arch})
+    save_weights(model_weights(model), path, {"arch": arch})
     tensors, meta = load_weights(path)
     assert meta["arch"] == arch
     twin = create_model(arch)
@@ -366,7 +406,7 @@ def test_tiny_model_trains_a_step_and_round_trips_its_checkpoint(arch, tmp_path)
     model.eval(), twin.eval()
     with torch.no_grad():
         torch.testing.assert_close(model(**inputs), twin(**inputs), rtol=0, atol=0)
-    assert FEATURE_SETS[model.feature_set] == tuple(inputs["x"].shape[1:])
+    assert FEATURE_SETS[model.feature_set].shape == tuple(inputs["x"].shape[1:])
 
 
 # -- learning on synthetic data -------------------------------------------------------------------

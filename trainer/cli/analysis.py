@@ -1,7 +1,9 @@
-"""Commands over stored results: ensemble, sweep (the teacher-count study), report (the paper's tables)."""
+"""Commands over stored results: ensemble, sweep (the teacher-count study), report (the paper's tables),
+compare (two systems with the significance of their difference) and review (labels the teachers doubt)."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -49,7 +51,44 @@ def register(sub) -> None:
     p.add_argument("--format", default="md", choices=("md", "csv", "latex", "json"))
     p.add_argument("--output", type=Path, help="write to this file instead of the terminal")
     p.add_argument("--split", default="test", help="split the ensembles are scored on (default test)")
+    p.add_argument("--calibration", action="store_true",
+                   help="add each group's expected calibration error (its ensemble's, and its runs' mean)")
+    p.add_argument("--bins", type=int, default=10, help="confidence bins of the calibration error (default 10)")
     p.set_defaults(func=cmd_report)
+
+    from ..results import SYSTEM_SYNTAX
+
+    p = sub.add_parser(
+        "compare", help="two systems on the same cycles: scores, bootstrap interval, McNemar, seeds, breakdowns",
+        description="Compares B with A on the cycles of a split that both have stored logits for: Sp, Se, Score "
+        "and calibration error of each; the Score difference B - A with its 95% interval from a paired bootstrap "
+        "over cycles; McNemar's test on hits and misses; Welch's t-test and a permutation test on the per-seed "
+        "Scores when both sides have several runs; and the metrics by device, chest location and age group.",
+        epilog=SYSTEM_SYNTAX, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("project", type=Path)
+    p.add_argument("a", metavar="A", help="the baseline system (see below)")
+    p.add_argument("b", metavar="B", help="the system compared with it")
+    p.add_argument("--split", default="test", help="split to compare on (default test)")
+    p.add_argument("--bootstrap", type=int, default=10_000, metavar="N", help="bootstrap resamples (default 10000)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap and permutation draws (default 0)")
+    p.add_argument("--bins", type=int, default=10, help="confidence bins of the calibration error (default 10)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser(
+        "review", help="label review: cycles whose stored label a teacher ensemble confidently contradicts",
+        description="Lists the cycles where the ensemble of the teacher group predicts another class than the "
+        "stored label with at least the given probability, most confident first, to listen to and relabel.",
+    )
+    p.add_argument("project", type=Path)
+    p.add_argument("--teachers", required=True, metavar="GROUP", help="group of finished teacher runs")
+    p.add_argument("--min-confidence", type=float, default=0.9,
+                   help="least probability of the predicted class to list a cycle (default 0.9)")
+    p.add_argument("--split", help="review only this split (default: every cycle the teachers have logits for)")
+    p.add_argument("--limit", type=int, help="list at most this many cycles")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_review)
 
 
 def _open(path: Path) -> Project:
@@ -167,7 +206,7 @@ def _train_sweep(args, plan, ids: list[str]) -> int:
     recorded on the run and the sweep goes on with the next.
     """
     from ..jobs import run_worker
-    from .train import TerminalProgress
+    from .progress import TerminalProgress
 
     terminal = TerminalProgress(args.quiet)
     where = {r.run_id: (r.k, r.seed) for r in plan.runs}
@@ -192,8 +231,10 @@ def _train_sweep(args, plan, ids: list[str]) -> int:
 def cmd_report(args) -> int:
     from ..results import build_report, render
 
+    if args.calibration:
+        _positive(args.bins, "--bins")
     with _open(args.project) as project:
-        report = build_report(project, split=args.split)
+        report = build_report(project, split=args.split, calibration_bins=args.bins if args.calibration else None)
     text = render(report, args.format)
     if args.output:
         try:
@@ -203,4 +244,39 @@ def cmd_report(args) -> int:
         print(f"wrote {args.output} ({args.format})")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _positive(value: int, option: str) -> None:
+    if value < 1:
+        raise CommandError(f"{option} must be at least 1, got {value}")
+
+
+def cmd_compare(args) -> int:
+    from ..results import compare_systems, format_comparison, jsonable
+
+    _positive(args.bootstrap, "--bootstrap")
+    _positive(args.bins, "--bins")
+    with _open(args.project) as project:
+        result = compare_systems(project, args.a, args.b, split=args.split, n_resamples=args.bootstrap,
+                                 seed=args.seed, bins=args.bins)
+    if args.json:
+        print(json.dumps(jsonable(result), indent=2))
+    else:
+        print(format_comparison(result))
+    return 0
+
+
+def cmd_review(args) -> int:
+    from ..results import format_review, jsonable, label_review
+
+    if not 0.0 <= args.min_confidence <= 1.0:
+        raise CommandError(f"--min-confidence is a probability in [0, 1], got {args.min_confidence}")
+    with _open(args.project) as project:
+        result = label_review(project, args.teachers, min_confidence=args.min_confidence, split=args.split,
+                              limit=args.limit)
+    if args.json:
+        print(json.dumps(jsonable(result), indent=2))
+    else:
+        print(format_review(result))
     return 0

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from ..project import Project
 from . import CommandError
+from .progress import TerminalProgress, format_metrics
 
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
@@ -81,68 +82,6 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_worker)
 
 
-# -- progress on the terminal --------------------------------------------------------------------
-class TerminalProgress:
-    """Epoch lines on stdout; bars for features, batches and logits on stderr (terminals only)."""
-
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
-        self.bar = None
-        self.bar_phase = None
-
-    def _bar(self, phase: str, total: int, desc: str, unit: str):
-        if self.quiet:
-            return None
-        if self.bar_phase != phase or self.bar is None or self.bar.total != total:
-            self.close()
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False,
-                            disable=None)
-            self.bar_phase = phase
-        return self.bar
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-        self.bar, self.bar_phase = None, None
-
-    def __call__(self, event: dict) -> None:
-        from ..train import format_epoch_line
-
-        phase = event.get("phase")
-        if phase in ("features", "logits"):
-            desc = "features" if phase == "features" else "logits"
-            bar = self._bar(phase, event["total"], desc, "cycle")
-            if bar is not None:
-                bar.update(event["done"] - bar.n)
-        elif phase == "batch":
-            bar = self._bar(f"batch{event['epoch']}", event["batches"], f"epoch {event['epoch']}", "batch")
-            if bar is not None:
-                bar.update(event["batch"] - bar.n)
-        elif phase == "epoch":
-            self.close()
-            print(format_epoch_line(event), flush=True)
-        elif phase == "resumed":
-            self.close()
-            print(f"resuming {event['run_id']} after epoch {event['epoch']}/{event['epochs']}", flush=True)
-        elif phase == "start":
-            print(f"worker: starting {event['run_id']}", flush=True)
-        elif phase == "failed":
-            self.close()
-            print(f"worker: {event['run_id']} failed: {event['error']}", file=sys.stderr, flush=True)
-        elif phase == "done":
-            self.close()
-
-
-def _metrics_line(metrics: dict) -> str:
-    text = f"Sp {metrics['sp']:.2f}  Se {metrics['se']:.2f}  Score {metrics['score']:.2f}"
-    text += f"  (epoch {metrics.get('epoch')}, selection {metrics.get('selection')})"
-    if metrics.get("selection") == "test":
-        text += " [reference protocol: epoch picked on test]"
-    return text
-
-
 def _summary(results: list[dict]) -> None:
     if len(results) < 2:
         return
@@ -202,6 +141,7 @@ def _open(path: Path) -> Project:
 
 
 def _run_specs(args, specs) -> int:
+    from .. import runs
     from ..jobs import submit
     from ..train import RunStopped, TrainError, create_run, run_training
 
@@ -220,7 +160,7 @@ def _run_specs(args, specs) -> int:
         progress = TerminalProgress(args.quiet)
         results = []
         for spec in specs:
-            run_id = create_run(project, spec, status="running")
+            run_id = create_run(project, spec, status=runs.RUNNING)
             resolved = spec.resolved()
             print(
                 f"run {run_id}: {resolved.arch} seed {resolved.seed}, {resolved.kind}, {resolved.epochs} epochs, "
@@ -242,7 +182,7 @@ def _run_specs(args, specs) -> int:
                 progress.close()
                 raise CommandError(f"run {run_id} failed: {exc}") from None
             progress.close()
-            print(f"done {run_id}: {_metrics_line(metrics)}", flush=True)
+            print(f"done {run_id}: {format_metrics(metrics)}", flush=True)
             results.append(metrics)
         _summary(results)
     return 0
@@ -278,30 +218,28 @@ def cmd_distill(args) -> int:
 
 
 def cmd_resume(args) -> int:
-    from ..jobs import requeue
-    from ..train import RunStopped, TrainError, resume
+    from .. import runs
+    from ..train import RunStopped, resume
 
     with _open(args.project) as project:
         for run_id in args.run:
+            if args.queue:
+                runs.requeue(project, run_id)
+                print(f"queued {run_id}")
+                continue
+            progress = TerminalProgress(args.quiet)
             try:
-                if args.queue:
-                    requeue(project, run_id)
-                    print(f"queued {run_id}")
-                    continue
-                progress = TerminalProgress(args.quiet)
                 try:
                     metrics = resume(project, run_id, progress=progress)
                 finally:
                     progress.close()
-            except TrainError as exc:
-                raise CommandError(str(exc)) from None
             except KeyboardInterrupt:
                 print(f"\nstopped {run_id}; continue it with: rsc resume {args.project} {run_id}", file=sys.stderr)
                 return 130
             except RunStopped as exc:
                 print(str(exc), file=sys.stderr)
                 return 1
-            print(f"done {run_id}: {_metrics_line(metrics)}", flush=True)
+            print(f"done {run_id}: {format_metrics(metrics)}", flush=True)
     return 0
 
 
@@ -312,53 +250,37 @@ def _fmt(value, spec: str = ".2f") -> str:
 
 
 def cmd_runs(args) -> int:
-    from ..train import get_run, run_owner_alive
+    from .. import runs
 
     with _open(args.project) as project:
-        where, params = [], []
-        if args.group:
-            where.append("group_name = ?")
-            params.append(args.group)
-        if args.status:
-            where.append("status = ?")
-            params.append(args.status)
-        ids = [r["id"] for r in project.query(
-            "SELECT id FROM runs" + (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY group_name, seed, created_at",
-            params,
-        )]
-        if not ids:
-            print("no runs")
-            return 0
-        rows = [get_run(project, run_id) for run_id in ids]
-    wid = max(len("run"), *(len(r["id"]) for r in rows))
-    wgroup = max(len("group"), *(len(str(r["group_name"])) for r in rows))
+        rows = runs.list_runs(project, group=args.group or None, status=args.status or None)
+    if not rows:
+        print("no runs")
+        return 0
+    # A run whose process is gone is shown with "?": resume it.
+    orphaned = {run.id for run in rows if run.active and not run.owner_alive()}
+    wid = max(len("run"), *(len(run.id) for run in rows))
+    wgroup = max(len("group"), *(len(str(run.group)) for run in rows))
     print(f"{'run':<{wid}} {'group':<{wgroup}} {'kind':<8} {'status':<10} {'epoch':>9} {'Sp':>6} {'Se':>6} {'Score':>6}  sel")
     for run in rows:
-        m = run["metrics"] or {}
-        status = run["status"]
-        if status in ("running", "cancelling") and not run_owner_alive(run):
-            status += "?"  # its process is gone: resume it
-        epochs = run["spec"].get("epochs")
+        m = run.metrics
+        status = run.status + ("?" if run.id in orphaned else "")
         print(
-            f"{run['id']:<{wid}} {str(run['group_name']):<{wgroup}} {str(run['kind']):<8} {status:<10} "
-            f"{str(run['epoch'] or 0) + '/' + str(epochs):>9} {_fmt(m.get('sp')):>6} {_fmt(m.get('se')):>6} "
+            f"{run.id:<{wid}} {str(run.group):<{wgroup}} {str(run.kind):<8} {status:<10} "
+            f"{str(run.epoch) + '/' + str(run.spec.get('epochs')):>9} {_fmt(m.get('sp')):>6} {_fmt(m.get('se')):>6} "
             f"{_fmt(m.get('score')):>6}  {m.get('selection', '')}"
         )
-    if any(r["status"] in ("running", "cancelling") and not run_owner_alive(r) for r in rows):
+    if orphaned:
         print("?: the process training it is gone; continue with `rsc resume PROJECT RUN`")
     return 0
 
 
 def cmd_cancel(args) -> int:
-    from ..jobs import cancel
-    from ..train import TrainError
+    from .. import runs
 
     with _open(args.project) as project:
         for run_id in args.run:
-            try:
-                print(f"{run_id}: {cancel(project, run_id)}")
-            except TrainError as exc:
-                raise CommandError(str(exc)) from None
+            print(f"{run_id}: {runs.cancel(project, run_id)}")
     return 0
 
 
@@ -376,7 +298,7 @@ def cmd_worker(args) -> int:
     def progress(event: dict) -> None:
         terminal(event)
         if event.get("phase") == "done":
-            print(f"done {event['run_id']}: {_metrics_line(event['metrics'])}", flush=True)
+            print(f"done {event['run_id']}: {format_metrics(event['metrics'])}", flush=True)
 
     try:
         handled = run_worker(args.project, once=args.once, poll_seconds=args.poll, progress=progress,

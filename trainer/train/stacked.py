@@ -11,6 +11,8 @@ of the k per-model mean losses, so each model's slice of the gradient is exactly
 get alone, and element-wise optimisers (SGD, Adam, AdamW) then give each model exactly its separate
 update. A global gradient-norm clip would couple the models; clip per model if needed
 (:func:`clip_grad_norm_per_model`).
+
+Runs do not train stacked yet; ``benchmarks/bench_train_gpu.py`` measures it against one model.
 """
 
 from __future__ import annotations

@@ -1,0 +1,192 @@
+"""The specification of a run: every setting that decides its result, and the recipes that fill the gaps.
+
+A run row stores the *resolved* spec (every default filled in), so a run means the same thing after
+the defaults here change.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+
+import torch
+
+from ..distill import MODES
+from ..features import FeatureError, family_of
+from ..project import ProjectError
+
+SELECTIONS = ("last", "val", "test")
+SCHEDULERS = ("cosine", "constant")
+# REFERENCE.md section 4. Adam with weight decay 1e-6 and a per-epoch cosine to lr * 1e-3 for both
+# families, as in the reference code; transformers train in fp16 autocast on CUDA.
+FAMILY_DEFAULTS = {
+    "cnn": {"epochs": 200, "batch_size": 128, "lr": 1e-3, "weight_decay": 1e-6, "scheduler": "cosine", "amp": False},
+    "transformer": {"epochs": 50, "batch_size": 8, "lr": 5e-5, "weight_decay": 1e-6, "scheduler": "cosine", "amp": True},
+}
+# Tiny variants are for CPU demos and tests on the synthetic data: a short, plain recipe that learns
+# it in about half a minute per run (SpecAugment hides too much of a small set in ten epochs).
+TINY_DEFAULTS = {"epochs": 10, "batch_size": 8, "lr": 2e-3, "spec_augment": False}
+EVAL_BATCH = {"cnn": 256, "transformer": 32}
+# The validation split is the same for every seed of a study, so seeds differ only in what they should.
+VAL_SEED = 0
+
+
+class TrainError(ProjectError):
+    """A run that cannot start or continue; the message says why and what to do."""
+
+
+@dataclass
+class TrainSpec:
+    """Everything that decides a run's result. ``None`` fields are filled from the model family."""
+
+    arch: str
+    seed: int = 1
+    group: str | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    scheduler: str | None = None  # cosine (per epoch to lr * min_lr_ratio) or constant
+    min_lr_ratio: float = 1e-3
+    optimizer: str = "adam"
+    device: str = "auto"  # auto, cpu, cuda, cuda:N
+    amp: bool | None = None  # fp16 autocast; only takes effect on CUDA
+    pretrained: str | None = None  # a local checkpoint path, or "hub" (explicit opt-in to downloading)
+    select: str = "last"  # last, val (patient-disjoint split from train), test (reference protocol)
+    val_fraction: float = 0.2
+    val_seed: int = VAL_SEED
+    feature_set: str | None = None  # from the model: cnn, ast, clap
+    spec_augment: bool | None = None  # default: on for cnn/ast features, off for clap (BTS, CLAP)
+    targets: dict = field(default_factory=lambda: {"kind": "hard"})
+    model_args: dict = field(default_factory=dict)
+    eval_batch_size: int | None = None
+    deterministic: bool = True
+    # CPU results depend on the number of threads (reductions split differently). None: the process's
+    # count when the run starts, kept in its checkpoint so that a resume computes the same numbers.
+    cpu_threads: int | None = None
+
+    @property
+    def kind(self) -> str:
+        return "student" if self.targets.get("kind") == "soft" else "teacher"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainSpec":
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise TrainError(f"unknown training settings: {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def resolved(self) -> "TrainSpec":
+        """A copy with every default filled in and every value checked."""
+        spec = dataclasses.replace(self, targets=dict(self.targets), model_args=dict(self.model_args))
+        _fill_defaults(spec)
+        _check_values(spec)
+        spec.targets = _resolved_targets(spec.targets)
+        return spec
+
+
+def _fill_defaults(spec: TrainSpec) -> None:
+    if spec.feature_set is None:
+        spec.feature_set = model_feature_set(spec.arch, spec.model_args)
+    try:
+        family = family_of(spec.feature_set)
+    except FeatureError as exc:
+        raise TrainError(str(exc)) from None
+    if spec.arch.endswith("-tiny"):
+        for key, value in TINY_DEFAULTS.items():
+            if getattr(spec, key) is None:
+                setattr(spec, key, value)
+    for key, value in FAMILY_DEFAULTS[family].items():
+        if getattr(spec, key) is None:
+            setattr(spec, key, value)
+    if spec.spec_augment is None:
+        spec.spec_augment = spec.feature_set != "clap"
+    if spec.eval_batch_size is None:
+        spec.eval_batch_size = max(EVAL_BATCH[family], spec.batch_size)
+    if spec.group is None:
+        spec.group = spec.arch
+    if spec.device == "auto":
+        spec.device = "cuda" if torch.cuda.is_available() else "cpu"
+    spec.seed = int(spec.seed)
+    spec.epochs, spec.batch_size = int(spec.epochs), int(spec.batch_size)
+    spec.lr, spec.weight_decay = float(spec.lr), float(spec.weight_decay)
+
+
+def _check_values(spec: TrainSpec) -> None:
+    if spec.epochs < 1:
+        raise TrainError(f"epochs must be at least 1, got {spec.epochs}")
+    if spec.batch_size < 2:
+        raise TrainError(f"batch size must be at least 2 (batch norm needs two samples), got {spec.batch_size}")
+    if not spec.lr > 0:
+        raise TrainError(f"learning rate must be positive, got {spec.lr}")
+    if spec.weight_decay < 0:
+        raise TrainError(f"weight decay must be >= 0, got {spec.weight_decay}")
+    if spec.select not in SELECTIONS:
+        raise TrainError(f"unknown checkpoint selection {spec.select!r} (expected one of {', '.join(SELECTIONS)})")
+    if spec.scheduler not in SCHEDULERS:
+        raise TrainError(f"unknown scheduler {spec.scheduler!r} (expected one of {', '.join(SCHEDULERS)})")
+    if spec.optimizer != "adam":
+        raise TrainError(f"unknown optimizer {spec.optimizer!r} (only adam is available)")
+    if not 0.0 < spec.val_fraction < 1.0:
+        raise TrainError(f"validation fraction must lie between 0 and 1, got {spec.val_fraction}")
+    if not (spec.device == "cpu" or re.fullmatch(r"cuda(:\d+)?", spec.device)):
+        raise TrainError(f"unknown device {spec.device!r} (expected cpu, cuda or cuda:N)")
+
+
+def _resolved_targets(targets: dict) -> dict:
+    kind = targets.get("kind")
+    if kind == "hard":
+        return {"kind": "hard"}
+    if kind != "soft":
+        raise TrainError(f"targets must be {{'kind': 'hard'}} or {{'kind': 'soft', ...}}, got {targets!r}")
+    teachers = list(targets.get("teachers") or [])
+    if not teachers and targets.get("mode") != "noise-const":
+        raise TrainError(f"{targets.get('mode', 'mean')} targets need at least one teacher run")
+    resolved = {
+        "kind": "soft",
+        "teachers": teachers,
+        "mode": targets.get("mode", "mean"),
+        "k": int(targets.get("k") or len(teachers)),
+        "temperature": float(targets.get("temperature", 1.0)),
+        "hard_weight": float(targets.get("hard_weight", 0.0)),
+        "noise_var": float(targets.get("noise_var", 0.1)),
+        **({"teacher_group": targets["teacher_group"]} if targets.get("teacher_group") else {}),
+    }
+    if resolved["mode"] not in MODES or resolved["mode"] == "hard":
+        raise TrainError(f"unknown distillation mode {resolved['mode']!r}")
+    return resolved
+
+
+def model_feature_set(arch: str, model_args: dict | None = None) -> str:
+    """The input features an architecture reads (cnn, ast or clap), from the model registry."""
+    from ..models import ModelError, model_entry
+
+    try:
+        return model_entry(arch).feature_set
+    except ModelError as exc:
+        raise TrainError(str(exc)) from None
+
+
+def parse_seeds(text: str) -> list[int]:
+    """'1-5' -> [1..5]; '1,3,5' -> [1, 3, 5]; '2' -> [2]; mixes like '1-3,7' work too."""
+    seeds: list[int] = []
+    for part in str(text).replace(" ", "").split(","):
+        if not part:
+            continue
+        m = re.fullmatch(r"(-?\d+)(?:-(-?\d+))?", part)
+        if not m:
+            raise ValueError(f"bad seeds {text!r}: expected e.g. 1-5 or 1,3,5")
+        first, last = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
+        if last < first:
+            raise ValueError(f"bad seed range {part!r}: {last} is below {first}")
+        seeds.extend(range(first, last + 1))
+    if not seeds:
+        raise ValueError(f"no seeds in {text!r}")
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"seed listed twice in {text!r}")
+    return seeds
