@@ -11,6 +11,27 @@ from pathlib import Path
 from . import CommandError
 from ..project import Project
 
+COMPARE_DESCRIPTION = """\
+Compares B with A on the cycles of a split that both have stored logits for:
+Sp, Se, Score and the calibration error (ECE) of each; the Score difference B - A
+with its 95% interval and p-value from a paired bootstrap over cycles; McNemar's
+test on the cycles one gets right and the other wrong; Welch's t-test and an exact
+permutation test on the per-seed Scores when both sides have several runs; and
+the metrics of both by device, chest location and age group."""
+
+# The names trainer.results.compare.parse_system reads (kept here: `rsc --help` must not load the results).
+SYSTEM_SYNTAX = """\
+A and B name the two systems:
+  RUN_ID            one run (its stored logits)
+  group:NAME        the ensemble of the group's finished runs (argmax of the mean logits)
+  group:NAME@K      the ensemble of the group's first K finished runs by seed
+  group:NAME@mean   the group's runs one by one: Sp, Se and Score are means over its seeds
+Differences are B - A. Both systems must have stored logits on the same cycles.
+
+examples:
+  rsc compare study.rsc group:teachers group:students
+  rsc compare study.rsc group:teachers@5 group:students@mean --json"""
+
 
 def register(sub) -> None:
     p = sub.add_parser("ensemble", help="score an ensemble: argmax of the mean stored logits of runs")
@@ -56,15 +77,9 @@ def register(sub) -> None:
     p.add_argument("--bins", type=int, default=10, help="confidence bins of the calibration error (default 10)")
     p.set_defaults(func=cmd_report)
 
-    from ..results import SYSTEM_SYNTAX
-
     p = sub.add_parser(
         "compare", help="two systems on the same cycles: scores, bootstrap interval, McNemar, seeds, breakdowns",
-        description="Compares B with A on the cycles of a split that both have stored logits for: Sp, Se, Score "
-        "and calibration error of each; the Score difference B - A with its 95% interval from a paired bootstrap "
-        "over cycles; McNemar's test on hits and misses; Welch's t-test and a permutation test on the per-seed "
-        "Scores when both sides have several runs; and the metrics by device, chest location and age group.",
-        epilog=SYSTEM_SYNTAX, formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=COMPARE_DESCRIPTION, epilog=SYSTEM_SYNTAX, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("project", type=Path)
     p.add_argument("a", metavar="A", help="the baseline system (see below)")

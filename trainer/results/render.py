@@ -17,13 +17,13 @@ from .report import METRICS, ReportError, is_nan
 FORMATS = ("md", "csv", "latex", "json")
 
 
-def _ms(stat: dict | None, latex: bool = False) -> str:
+def _ms(stat: dict | None, latex: bool = False, digits: int = 2) -> str:
     if not stat or stat.get("mean") is None:
         return "-"
     mean, std = stat["mean"], stat.get("std")
     if std is None:
-        return f"{mean:.2f}"
-    return f"{mean:.2f}$_{{\\pm {std:.2f}}}$" if latex else f"{mean:.2f} ± {std:.2f}"
+        return f"{mean:.{digits}f}"
+    return f"{mean:.{digits}f}$_{{\\pm {std:.{digits}f}}}$" if latex else f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def _num(value, digits: int = 2) -> str:
@@ -101,6 +101,18 @@ def _published_table(report: dict, latex: bool = False) -> tuple[list[str], list
     return head, body
 
 
+def _calibration_table(report: dict, latex: bool = False) -> tuple[list[str], list[list[str]]]:
+    head = ["group", "arch", "kind", "k", "ensemble ECE", "runs ECE", "cycles"]
+    body = []
+    for c in report["calibration"]:
+        if "error" in c:
+            body.append([c["group"], "-", "-", "-", "-", "-", c["error"]])
+            continue
+        body.append([c["group"], str(c["arch"]), str(c["kind"]), str(c["k"]), _num(c["ensemble_ece"], 4),
+                     _ms(c["runs_ece"], latex, digits=4), str(c["n_cycles"])])
+    return head, body
+
+
 def _md_table(head: list[str], body: list[list[str]]) -> str:
     def cell(text: str) -> str:
         return str(text).replace("|", "\\|")
@@ -120,6 +132,9 @@ def render_markdown(report: dict) -> str:
         parts += ["", "## Hard against soft labels", "", _md_table(*_hvs_table(report))]
     if report["published"]:
         parts += ["", "## Published (paper 001, official split)", "", _md_table(*_published_table(report))]
+    if report.get("calibration"):
+        parts += ["", "## Calibration (ECE of each group's ensemble, and of its runs one by one)", "",
+                  _md_table(*_calibration_table(report))]
     parts += ["", *(f"- {note}" for note in report["notes"]), ""]
     return "\n".join(parts)
 
@@ -156,18 +171,25 @@ def render_latex(report: dict) -> str:
     if report["published"]:
         head, body = _published_table(report, latex=True)
         parts.append(_latex_table(head, body, "Published (paper 001)", raw_columns=(2, 3, 4)))
+    if report.get("calibration"):
+        head, body = _calibration_table(report, latex=True)
+        parts.append(_latex_table(head, body, "Calibration (expected calibration error)", raw_columns=(5,)))
     parts.append("% " + " / ".join(report["notes"]))
     return "\n\n".join(parts) + "\n"
 
 
 CSV_FIELDS = ["table", "source", "group", "arch", "kind", "mode", "k", "n", "sp_mean", "sp_std", "se_mean", "se_std",
               "score_mean", "score_std", "gain", "selection", "compared_with", "run_ids"]
+# Added only to a report made with calibration, so that the CSV of a plain report keeps its columns.
+CALIBRATION_FIELDS = ["ensemble_ece", "runs_ece_mean", "runs_ece_std"]
 
 
 def render_csv(report: dict) -> str:
     """One rectangular table: the ``table`` column says which of the paper's tables a row belongs to."""
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    calibration = report.get("calibration")
+    fields = CSV_FIELDS + CALIBRATION_FIELDS if calibration is not None else CSV_FIELDS
+    writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
 
     def stats(row: dict, values: dict) -> None:
@@ -206,6 +228,13 @@ def render_csv(report: dict) -> str:
         row = {"table": "published", "source": "published", "group": p["model"], "mode": p["what"]}
         stats(row, p)
         writer.writerow(row)
+    for c in calibration or ():
+        if "error" in c:
+            continue
+        writer.writerow({"table": "calibration", "source": "ours", "group": c["group"], "arch": c["arch"],
+                         "kind": c["kind"], "k": c["k"], "n": c["n_cycles"], "ensemble_ece": c["ensemble_ece"],
+                         "runs_ece_mean": c["runs_ece"]["mean"], "runs_ece_std": c["runs_ece"]["std"],
+                         "run_ids": " ".join(c["run_ids"])})
     return buf.getvalue()
 
 

@@ -19,6 +19,7 @@ from typing import Iterable, Sequence
 from .. import runs
 from ..evaluate import mean_std
 from ..project import Project, ProjectError
+from .calibration import collect_calibration
 from .ensembles import ensemble_curve
 from .published import PUBLISHED, PUBLISHED_BTS_ENSEMBLES, PUBLISHED_BTS_STUDENTS, published_name, published_triplet
 
@@ -197,12 +198,13 @@ def collect_published(groups: list[dict], ensembles: list[dict]) -> list[dict]:
     return rows
 
 
-def build_report(project: Project, split: str = "test") -> dict:
+def build_report(project: Project, split: str = "test", calibration_bins: int | None = None) -> dict:
+    """The report; with ``calibration_bins`` also each group's calibration (ECE over that many bins)."""
     groups = collect_groups(project)
     if not groups:
         raise ReportError(f"{project.path.name}: no runs yet (train some with `rsc train`)")
     ensembles = collect_ensembles(project, groups, split=split)
-    return {
+    report = {
         "project": str(project.path),
         "split": split,
         "groups": groups,
@@ -214,3 +216,10 @@ def build_report(project: Project, split: str = "test") -> dict:
             TEST_SELECTION_NOTE,
         ],
     }
+    if calibration_bins is not None:
+        report["calibration"] = collect_calibration(project, groups, bins=calibration_bins, split=split)
+        report["notes"].append(
+            f"ECE: expected calibration error of the max softmax probability over {calibration_bins} equal-width "
+            "bins, as a fraction; an ensemble's probabilities are the softmax of its mean logits"
+        )
+    return report
