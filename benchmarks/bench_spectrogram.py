@@ -60,6 +60,7 @@ def main(argv=None) -> int:
     from PySide6.QtWidgets import QApplication
 
     from rscapp.listen import ListenView
+    from rscapp.model import ProjectModel
     from rscapp.listen.spectrogram import BUILTIN_PRESETS, CACHE, compute_spectrogram
     from trainer.audio import read_audio
     from trainer.data.folder import import_folder
@@ -77,11 +78,12 @@ def main(argv=None) -> int:
         target = project.recording_by_name("bench_20s")["id"]
         other = project.recording_by_name("other")["id"]
 
-        view = ListenView()
+        model = ProjectModel()
+        view = ListenView(model)
         view.apply_spectrogram_settings(BUILTIN_PRESETS[args.preset])
         view.resize(1400, 860)
         view.show()
-        view.set_project(project)
+        model.set_project(project)
 
         def until_drawn(action, timeout_ms=10000) -> tuple[float, float]:
             loop = QEventLoop()
@@ -132,6 +134,7 @@ def main(argv=None) -> int:
             stfts.append((t2 - t1) * 1000)
         shape = view.spectrogram.db.shape
         view.close()
+        model.set_project(None)
         project.close()
     import shutil
 

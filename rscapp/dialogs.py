@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from trainer.vocab import LABELS
+
 from .workers import Task
 
 log = logging.getLogger(__name__)
@@ -249,18 +251,17 @@ def show_report(parent: QWidget | None, title: str, summary: str, messages: Sequ
 
 
 # -- edit history ------------------------------------------------------------------------------------
-_LABEL_NAMES = ("normal", "crackle", "wheeze", "both")
 
 
 def describe_edit(before: dict | None, after: dict | None) -> str:
     """One line for a ``cycle_edits`` row: what changed, in words."""
     if before is None and after is not None:
-        return f"created {after['start']:.3f}-{after['end']:.3f} s, {_LABEL_NAMES[after['label']]}"
+        return f"created {after['start']:.3f}-{after['end']:.3f} s, {LABELS[after['label']]}"
     if before is None or after is None:
         return ""
     parts = []
     if before.get("label") != after.get("label"):
-        parts.append(f"{_LABEL_NAMES[before['label']]} \u2192 {_LABEL_NAMES[after['label']]}")
+        parts.append(f"{LABELS[before['label']]} \u2192 {LABELS[after['label']]}")
     if (before.get("start"), before.get("end")) != (after.get("start"), after.get("end")):
         parts.append(f"{before['start']:.3f}-{before['end']:.3f} s \u2192 {after['start']:.3f}-{after['end']:.3f} s")
     if before.get("deleted") != after.get("deleted"):

@@ -1,16 +1,15 @@
 """The main window: project life cycle (new, open, recent, demo), imports, settings, status bar.
 
-The window owns the open :class:`~trainer.project.Project` and hands it to the views (Library,
-Listen). Views never open or close projects; they report edits (``cyclesChanged``) and the window
-refreshes the counts. Long work (imports, the demo project, audio checks) runs in
-:mod:`rscapp.workers` tasks on their own project connection.
+The window opens and closes the :class:`~trainer.project.Project` and hands it to the
+:class:`~rscapp.model.ProjectModel`, which every view (Library, Listen, the status bar) listens to.
+Views never open or close projects. Long work (imports, the demo project, audio checks) runs in
+:mod:`rscapp.workers` tasks on their own project connection; the model notices what they wrote.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 import sqlite3
 import time
 import traceback
@@ -18,20 +17,24 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QLabel, QMainWindow, QMenu, QTabWidget, QToolButton
+from PySide6.QtWidgets import QMainWindow, QMenu, QTabWidget, QToolButton
 
-from trainer.project import LABELS, Project, ProjectError
+from trainer.project import Project, ProjectError
+from trainer.project.queries import recording_count
 
 from . import dialogs
+from .background import create_demo, remove_project, run_import
 from .library import LibraryView
 from .listen import ListenView
-from .style import LABEL_COLORS, app_icon
+from .model import ProjectModel
+from .recent import RecentProjects
+from .statusbar import StatusCounts, StatusRuns
+from .style import app_icon
 from .workers import Task, cancel_all, start
 
 log = logging.getLogger(__name__)
 
 ORGANISATION = APPLICATION = "RSC Studio"
-MAX_RECENT = 10
 DEMO_NAME = "demo.rsc"
 
 
@@ -52,23 +55,25 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.settings = settings if settings is not None else default_settings()
         self.data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-        self.project: Project | None = None
+        self.recent = RecentProjects(self.settings)
+        self.model = ProjectModel(self)
         self.tasks: list[Task] = []
         self.last_open_seconds: float | None = None
         self.auto_check_audio = True
         self.setWindowIcon(app_icon())
         self.resize(1280, 820)
 
-        self.library = LibraryView()
-        self.listen = ListenView(self)
+        self.library = LibraryView(self.model)
+        self.listen = ListenView(self.model, self)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.library, "Library")
         self.tabs.addTab(self.listen, "Listen")
         self.setCentralWidget(self.tabs)
 
-        self.status_counts = QLabel()
-        self.status_counts.setObjectName("statusCounts")
+        self.status_counts = StatusCounts(self.model)
+        self.status_runs = StatusRuns(self.model)
+        self.statusBar().addPermanentWidget(self.status_runs)
         self.statusBar().addPermanentWidget(self.status_counts)
 
         self._build_actions()
@@ -149,22 +154,21 @@ class MainWindow(QMainWindow):
     def _connect(self) -> None:
         self.library.openRequested.connect(self.open_in_listen)
         self.library.statusMessage.connect(self.show_message)
-        self.library.audioChanged.connect(self.update_status_counts)
-        self.listen.cyclesChanged.connect(self.on_cycles_changed)
         self.listen.statusMessage.connect(self.show_message)
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
 
     # -- project life cycle ---------------------------------------------------------------------
+    @property
+    def project(self) -> Project | None:
+        return self.model.project
+
     def _set_project(self, project: Project | None) -> None:
-        self.project = project
         for action in (self.act_close, self.act_import_icbhi, self.act_import_folder, self.act_check_audio):
             action.setEnabled(project is not None)
-        self.library.set_project(project)
-        self.listen.set_project(project)
+        self.model.set_project(project)
         self.setWindowTitle(f"{project.path.name} - RSC Studio" if project else "RSC Studio")
-        self.update_status_counts(self.library.counts if project else None)
         self.projectChanged.emit(project)
 
     def open_project(self, path: str | Path) -> bool:
@@ -182,7 +186,7 @@ class MainWindow(QMainWindow):
             return False
         try:
             # A damaged file can pass the header check and fail only on the first real query.
-            project.db.execute("SELECT count(*) FROM recordings").fetchone()
+            recording_count(project)
         except sqlite3.DatabaseError as exc:
             project.close()
             self._open_failed(path, f"{path}: the project file is damaged ({exc})")
@@ -246,10 +250,10 @@ class MainWindow(QMainWindow):
             self.open_project(path)
             return None
         path.parent.mkdir(parents=True, exist_ok=True)
-        task = Task(_create_demo, str(path), name="create demo project")
+        task = Task(create_demo, str(path), name="create demo project")
         task.signals.finished.connect(lambda _: self.open_project(path))
-        task.signals.cancelled.connect(lambda: _remove_project(path))
-        task.signals.failed.connect(lambda exc, tb: (_remove_project(path), dialogs.show_exception(
+        task.signals.cancelled.connect(lambda: remove_project(path))
+        task.signals.failed.connect(lambda exc, tb: (remove_project(path), dialogs.show_exception(
             self, exc, "Could not create the demo project.", tb)))
         self.progress_dialog = dialogs.TaskProgressDialog(
             self, "Creating the demo project", task, "Writing 24 synthetic recordings and importing them...")
@@ -281,7 +285,7 @@ class MainWindow(QMainWindow):
         the recordings already imported. Returns the task (tests wait on ``task.signals.done``)."""
         if self.project is None:
             return None
-        task = Task(_run_import, kind, str(self.project.path), str(directory),
+        task = Task(run_import, kind, str(self.project.path), str(directory),
                     str(labels_csv) if labels_csv else None, name=f"import {kind}")
         task.signals.finished.connect(lambda report: self._import_finished(directory, report))
         task.signals.cancelled.connect(lambda: self._import_stopped(directory, cancelled=True))
@@ -293,12 +297,8 @@ class MainWindow(QMainWindow):
         return task
 
     def _refresh_after_import(self) -> None:
-        if self.project is None:
-            return
-        self.library.reload()
-        # refresh, not set_project: the open recording and its undo history stay as they were.
-        self.listen.refresh()
-        self.update_status_counts(self.library.counts)
+        # At once rather than at the model's next poll: the message below should not come first.
+        self.model.refresh()
 
     def _import_finished(self, directory, report) -> None:
         self._refresh_after_import()
@@ -329,68 +329,21 @@ class MainWindow(QMainWindow):
         except Exception as exc:  # noqa: BLE001 - e.g. audio missing: a dialog, and the app goes on
             dialogs.show_exception(self, exc, "Could not open the recording.")
 
-    def on_cycles_changed(self, recording_id: int) -> None:
-        self.library.refresh_recording(recording_id)
-        self.update_status_counts(self.library.counts)
-
-    def update_status_counts(self, counts: dict | None = None) -> None:
-        if self.project is None:
-            self.status_counts.setText("No project")
-            return
-        if counts is None:
-            counts = self.library.update_counts()
-        parts = [f"{counts['recordings']} recordings"]
-        for split, per in counts["cycles"].items():
-            if split == "all":
-                continue
-            by_class = " / ".join(
-                f"<span style='color:{LABEL_COLORS[name]}'>{per[name]}</span>" for name in LABELS
-            )
-            parts.append(f"{split}: {per['total']} cycles ({by_class})")
-        problems = counts["audio_problems"]
-        if problems:
-            parts.append(f"<span style='color:#c62828'><b>{problems} missing audio</b></span>")
-        else:
-            parts.append("audio ok")
-        self.status_counts.setText(" &nbsp;|&nbsp; ".join(parts))
-        self.status_counts.setToolTip("Cycles per split: normal / crackle / wheeze / both")
-
     # -- settings -----------------------------------------------------------------------------------
     def recent_projects(self) -> list[str]:
-        value = self.settings.value("recent_projects", [])
-        if isinstance(value, str):
-            value = [value] if value else []
-        return [str(v) for v in (value or [])]
-
-    def _store_recent(self, paths: list[str]) -> None:
-        self.settings.setValue("recent_projects", paths[:MAX_RECENT])
-        self.settings.sync()
+        return self.recent.paths()
 
     def add_recent(self, path: str | Path) -> None:
-        path = str(Path(path).resolve())
-        paths = [p for p in self.recent_projects() if p != path]
-        self._store_recent([path, *paths])
+        self.recent.add(path)
 
     def remove_recent(self, path: str | Path) -> None:
-        resolved = str(Path(path).resolve())
-        self._store_recent([p for p in self.recent_projects() if p not in (resolved, str(path))])
+        self.recent.remove(path)
 
     def prune_recent(self) -> list[str]:
-        kept = [p for p in self.recent_projects() if Path(p).exists()]
-        self._store_recent(kept)
-        return kept
+        return self.recent.prune()
 
     def _fill_recent_menu(self) -> None:
-        self.recent_menu.clear()
-        paths = self.prune_recent()
-        for path in paths:
-            action = self.recent_menu.addAction(f"{Path(path).name}  ({Path(path).parent})")
-            action.triggered.connect(lambda checked=False, p=path: self.open_project(p))
-        if not paths:
-            self.recent_menu.addAction("No recent projects").setEnabled(False)
-        else:
-            self.recent_menu.addSeparator()
-            self.recent_menu.addAction("Clear list", lambda: self._store_recent([]))
+        self.recent.fill_menu(self.recent_menu, self.open_project)
 
     def restore_settings(self) -> None:
         geometry = self.settings.value("window/geometry")
@@ -429,31 +382,3 @@ class MainWindow(QMainWindow):
         cancel_all(wait=10.0)
         self._close_current()
         super().closeEvent(event)
-
-
-# -- background work (pool threads: no widgets, own project connection) -------------------------------------
-def _run_import(kind: str, project_path: str, directory: str, labels_csv: str | None, progress=None):
-    from trainer.data.folder import import_folder
-    from trainer.data.icbhi import import_icbhi
-
-    with Project.open(project_path) as project:
-        if kind == "icbhi":
-            return import_icbhi(project, directory, progress=progress)
-        if kind == "folder":
-            return import_folder(project, directory, labels_csv=labels_csv, progress=progress)
-        raise ValueError(f"unknown import kind {kind!r}")
-
-
-def _create_demo(path: str, progress=None) -> str:
-    from trainer.demo import create_demo_project
-
-    create_demo_project(path, progress=progress).close()
-    return path
-
-
-def _remove_project(path: str | Path) -> None:
-    """Remove a half-made demo project (only ever our own file in the per-user data folder)."""
-    path = Path(path)
-    for suffix in ("", "-wal", "-shm"):
-        Path(str(path) + suffix).unlink(missing_ok=True)
-    shutil.rmtree(path.with_name(path.name + ".d"), ignore_errors=True)

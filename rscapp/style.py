@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-# Label index (0-3, trainer.project.LABELS order) and name -> colour.
+from trainer.vocab import LABELS
+
+# Label name (trainer.vocab.LABELS) -> colour.
 LABEL_COLORS: dict[str, str] = {
     "normal": "#4caf50",
     "crackle": "#e53935",
     "wheeze": "#1e88e5",
     "both": "#8e24aa",
 }
-LABEL_NAMES = ("normal", "crackle", "wheeze", "both")  # trainer.project.LABELS, without importing trainer
 
 # Audio status of a recording -> (background, text) for tables; "ok" is left unstyled.
 AUDIO_STATUS_COLORS: dict[str, str] = {
@@ -33,7 +34,7 @@ def label_color(label: int | str) -> str:
     """Colour of a label given as 0-3 or a name."""
     if isinstance(label, str):
         return LABEL_COLORS[label]
-    return LABEL_COLORS[LABEL_NAMES[int(label)]]
+    return LABEL_COLORS[LABELS[int(label)]]
 
 
 def qcolor(label: int | str, alpha: int = 255):

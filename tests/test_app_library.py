@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QSettings, Qt
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
-from PySide6.QtCore import QSettings, Qt  # noqa: E402
-
-from rscapp import dialogs  # noqa: E402
-from rscapp.library import LibraryView, project_counts  # noqa: E402
-from rscapp.mainwindow import MainWindow  # noqa: E402
-from trainer.project import LABELS, Project  # noqa: E402
+from rscapp import dialogs
+from rscapp.library import LibraryView
+from rscapp.mainwindow import MainWindow
+from rscapp.model import ProjectModel
+from trainer.project import Project
+from trainer.project.queries import library_counts
+from trainer.vocab import LABELS
 
 
 @pytest.fixture
@@ -26,10 +24,17 @@ def project(tmp_path, demo_copy):
 
 
 @pytest.fixture
-def library(qtbot, project):
-    view = LibraryView()
+def model(project):
+    model = ProjectModel()
+    model.set_project(project)
+    yield model
+    model.set_project(None)
+
+
+@pytest.fixture
+def library(qtbot, model):
+    view = LibraryView(model)
     qtbot.addWidget(view)
-    view.set_project(project)
     return view
 
 
@@ -56,7 +61,7 @@ def set_combo(box, text: str) -> None:
 def test_tables_hold_every_recording_and_cycle(library, project):
     assert library.recordings.rowCount() == project.db["recordings"].count
     assert library.cycles.rowCount() == sql_count(project)
-    counts = project_counts(project)
+    counts = library_counts(project)
     stats = project.stats()
     for split in ("train", "test"):
         assert counts["cycles"][split] == stats["cycles"][split]
@@ -69,58 +74,58 @@ def test_tables_hold_every_recording_and_cycle(library, project):
             assert int(model.value(row, name)) == sql_count(project, "c.recording_id = ? AND c.label = ?", [rec_id, label])
 
 
-def test_cycle_filters_match_sql(library, project):
+def test_cycle_filters_match_sql(library, model, project):
     # make some edits so that "edited" and "user" filters have something to find
     first = project.cycles()[:3]
     project.update_cycle(first[0]["id"], label="both")
     project.update_cycle(first[1]["id"], label="normal" if first[1]["label"] else "crackle")
     rec = project.recordings()[0]
     project.add_cycle(rec["id"], rec["duration"] - 0.5, rec["duration"] - 0.1, crackle=1, check=False)
-    library.reload()
+    model.refresh()  # written past the model: it finds the three changes in the edit history
     assert library.cycles.rowCount() == sql_count(project)
 
     devices = [r[0] for r in project.db.execute("SELECT DISTINCT device FROM recordings ORDER BY 1")]
     checks = 0
     for label_index, label in enumerate(LABELS):
         for split in ("train", "test"):
-            set_combo(library.cyc_label, label)
-            set_combo(library.cyc_split, split)
+            set_combo(library.cycle_filters.label, label)
+            set_combo(library.cycle_filters.split, split)
             expected = sql_count(project, "c.label = ? AND r.split = ?", [label_index, split])
             assert library.cycles.rowCount() == expected, (label, split)
             checks += expected > 0
     assert checks >= 4, "the demo project should have cycles of most label/split pairs"
-    set_combo(library.cyc_label, "All")
-    set_combo(library.cyc_split, "All")
+    set_combo(library.cycle_filters.label, "All")
+    set_combo(library.cycle_filters.split, "All")
     for device in devices:
-        set_combo(library.cyc_device, device)
+        set_combo(library.cycle_filters.device, device)
         assert library.cycles.rowCount() == sql_count(project, "r.device = ?", [device])
-    set_combo(library.cyc_device, "All")
-    set_combo(library.cyc_origin, "user")
+    set_combo(library.cycle_filters.device, "All")
+    set_combo(library.cycle_filters.origin, "user")
     assert library.cycles.rowCount() == sql_count(project, "c.origin = 'user'") == 1
-    set_combo(library.cyc_origin, "All")
-    library.cyc_edited.setChecked(True)
+    set_combo(library.cycle_filters.origin, "All")
+    library.cycle_filters.edited.setChecked(True)
     assert library.cycles.rowCount() == sql_count(project, "c.edited = 1") == 2
-    library.cyc_edited.setChecked(False)
+    library.cycle_filters.edited.setChecked(False)
 
     name = project.recordings()[1]["name"]
-    library.cyc_search.setText(name)
+    library.cycle_filters.search.setText(name)
     assert library.cycles.rowCount() == sql_count(project, "r.name = ?", [name]) > 0
     patient = project.recordings()[1]["patient_id"]
-    library.cyc_search.setText(f"{patient} {devices[0].lower()}")
+    library.cycle_filters.search.setText(f"{patient} {devices[0].lower()}")
     assert library.cycles.rowCount() == sql_count(
         project, "(r.name LIKE ? OR r.patient_id LIKE ?) AND r.device = ?", [f"%{patient}%", f"%{patient}%", devices[0]]
     )
-    library.cyc_search.setText("no such recording anywhere")
+    library.cycle_filters.search.setText("no such recording anywhere")
     assert library.cycles.rowCount() == 0
     library.clear_filters()
     assert library.cycles.rowCount() == sql_count(project)
 
 
 def test_recording_filters_and_sort(library, project):
-    set_combo(library.rec_split, "test")
+    set_combo(library.recording_filters.split, "test")
     assert library.recordings.rowCount() == project.db.execute(
         "SELECT count(*) FROM recordings WHERE split = 'test'").fetchone()[0]
-    set_combo(library.rec_split, "All")
+    set_combo(library.recording_filters.split, "All")
     # sort cycles by start, descending: the view's order is the SQL order
     library.cycles_view.sortByColumn(4, Qt.SortOrder.DescendingOrder)
     starts = [float(library.cycles.value(row, "start")) for row in range(library.cycles.rowCount())]
@@ -130,32 +135,30 @@ def test_recording_filters_and_sort(library, project):
     assert names == sorted(names)
 
 
-def test_filter_state_round_trip(library, qtbot, project):
-    set_combo(library.cyc_label, "wheeze")
-    library.cyc_search.setText("Meditron")
-    library.cyc_edited.setChecked(True)
+def test_filter_state_round_trip(library, qtbot, model):
+    set_combo(library.cycle_filters.label, "wheeze")
+    library.cycle_filters.search.setText("Meditron")
+    library.cycle_filters.edited.setChecked(True)
     state = library.filter_state()
-    other = LibraryView()
+    other = LibraryView(model)
     qtbot.addWidget(other)
-    other.set_project(project)
     other.set_filter_state(state)
-    assert other.cyc_label.currentText() == "wheeze"
-    assert other.cyc_search.text() == "Meditron"
-    assert other.cyc_edited.isChecked()
+    assert other.cycle_filters.label.currentText() == "wheeze"
+    assert other.cycle_filters.search.text() == "Meditron"
+    assert other.cycle_filters.edited.isChecked()
     assert other.cycles.rowCount() == library.cycles.rowCount()
 
 
-def test_edit_refreshes_one_recording(library, project):
-    model = library.recordings
-    rec_id = model.id_at(0)
+def test_edit_refreshes_one_recording(library, model, project):
+    table = library.recordings
+    rec_id = table.id_at(0)
     cycle = project.cycles(recording_id=rec_id)[0]
     new_label = 3 if cycle["label"] != 3 else 0
-    before = project_counts(project)["cycles"]["all"]
-    project.update_cycle(cycle["id"], label=new_label)
-    library.refresh_recording(rec_id)
-    row = model.row_of_id(rec_id)
-    assert int(model.value(row, LABELS[new_label])) == sql_count(project, "c.recording_id = ? AND c.label = ?", [rec_id, new_label])
-    assert int(model.value(row, "edited")) == 1
+    before = library_counts(project)["cycles"]["all"]
+    model.update_cycle(cycle["id"], label=new_label)  # the model announces it; the view asks nothing
+    row = table.row_of_id(rec_id)
+    assert int(table.value(row, LABELS[new_label])) == sql_count(project, "c.recording_id = ? AND c.label = ?", [rec_id, new_label])
+    assert int(table.value(row, "edited")) == 1
     crow = library.cycles.row_of_id(cycle["id"])
     assert library.cycles.data(library.cycles.index(crow, 7)) == LABELS[new_label]
     assert library.cycles.data(library.cycles.index(crow, 9)) == "yes"
@@ -191,7 +194,7 @@ def test_double_click_opens_listen_at_that_cycle(qtbot, tmp_path, demo_copy, mon
     window.close_project()
 
 
-def test_missing_audio_shown_and_relocated(library, project, tmp_path, errors):
+def test_missing_audio_shown_and_relocated(library, model, project, tmp_path, errors):
     rec = project.recordings()[2]
     other = project.recordings()[3]
     path = project.audio_path(rec)
@@ -199,14 +202,14 @@ def test_missing_audio_shown_and_relocated(library, project, tmp_path, errors):
     moved.parent.mkdir()
     shutil.move(path, moved)
     assert project.verify_audio(rec["id"]) == "missing"
-    library.reload()
+    model.refresh()
     row = library.recordings.row_of_id(rec["id"])
     index = library.recordings.index(row, 0)
     assert library.recordings.data(index, Qt.ItemDataRole.BackgroundRole) is not None, "missing audio is highlighted"
     assert library.recordings.data(library.recordings.index(row, 12)) == "missing"
     assert library.counts["audio_problems"] == 1
-    assert library.banner.isVisibleTo(library)
-    set_combo(library.rec_audio, "problems")
+    assert library.header.banner.isVisibleTo(library)
+    set_combo(library.recording_filters.audio, "problems")
     assert library.recordings.rowCount() == 1
 
     # another recording's audio is refused, with a message that says why
@@ -223,7 +226,7 @@ def test_missing_audio_shown_and_relocated(library, project, tmp_path, errors):
     assert project.recording(rec["id"])["audio_status"] == "ok"
     assert library.counts["audio_problems"] == 0
     assert library.recordings.rowCount() == 0  # the "problems" filter is still on
-    assert not library.banner.isVisibleTo(library)
+    assert not library.header.banner.isVisibleTo(library)
 
 
 def test_check_audio_runs_in_background(library, project, qtbot):
@@ -282,3 +285,41 @@ def test_sorting_keeps_the_selected_cycle_selected(library):
     assert library.selected_cycle_id() == chosen
     durations = [float(library.cycles.value(r, "duration")) for r in range(library.cycles.rowCount())]
     assert durations == sorted(durations, reverse=True)
+
+
+def test_a_relabel_changes_rows_in_place_and_keeps_filters_sort_and_selection(library, model, project, qtbot):
+    cycles = project.cycles()
+    chosen, other = cycles[4], cycles[9]
+    library.select_cycle(chosen["id"])
+    new_label = (chosen["label"] + 1) % 4
+    with qtbot.assertNotEmitted(library.cycles.modelReset), qtbot.assertNotEmitted(library.recordings.modelReset):
+        model.update_cycle(chosen["id"], label=new_label)
+    assert library.selected_cycle_id() == chosen["id"]
+    assert library.cycles.value(library.cycles.row_of_id(chosen["id"]), "label") == new_label
+
+    # sorted by label, the relabelled cycle moves to its new place and stays selected
+    library.cycles_view.sortByColumn(7, Qt.SortOrder.AscendingOrder)
+    model.update_cycle(chosen["id"], label=(new_label + 2) % 4)
+    labels = [int(library.cycles.value(r, "label")) for r in range(library.cycles.rowCount())]
+    assert labels == sorted(labels) and library.selected_cycle_id() == chosen["id"]
+
+    # with a label filter on, a cycle relabelled into it appears and out of it disappears
+    wanted = (other["label"] + 1) % 4
+    set_combo(library.cycle_filters.label, LABELS[wanted])
+    model.update_cycle(other["id"], label=wanted)
+    assert library.cycles.row_of_id(other["id"]) is not None
+    assert library.cycles.rowCount() == sql_count(project, "c.label = ?", [wanted])
+    model.update_cycle(other["id"], label=(wanted + 1) % 4)
+    assert library.cycles.row_of_id(other["id"]) is None
+    assert library.cycles.rowCount() == sql_count(project, "c.label = ?", [wanted])
+    assert library.cycle_filters.shown.text() == f"{library.cycles.rowCount()} of {sql_count(project)}"
+
+    # a deleted cycle leaves both tables' counts; restored, it is back
+    set_combo(library.cycle_filters.label, "All")
+    model.delete_cycle(other["id"])
+    assert library.cycles.row_of_id(other["id"]) is None and library.cycles.rowCount() == sql_count(project)
+    model.restore_cycle(other["id"])
+    assert library.cycles.row_of_id(other["id"]) is not None and library.cycles.rowCount() == sql_count(project)
+    row = library.recordings.row_of_id(other["recording_id"])
+    assert int(library.recordings.value(row, "cycles")) == len(project.cycles(recording_id=other["recording_id"]))
+    assert library.counts == library_counts(project)

@@ -4,22 +4,20 @@ and every change still there after the project is closed and opened again."""
 from __future__ import annotations
 
 import pytest
+from PySide6.QtCore import QEvent, QPointF, QSettings, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
 
-pytest.importorskip("pyqtgraph")
-pytest.importorskip("pytestqt")
-
-from PySide6.QtCore import QEvent, QPointF, QSettings, Qt  # noqa: E402
-from PySide6.QtGui import QMouseEvent  # noqa: E402
-from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from trainer.project import Project  # noqa: E402
+from rscapp.listen import ListenView
+from rscapp.model import ProjectModel
+from trainer.project import Project
 
 WAIT = 15000
 
 
 @pytest.fixture
 def demo_path(tmp_path):
-    from trainer.demo import create_demo_project
+    from trainer.data.demo import create_demo_project
 
     path = tmp_path / "demo.rsc"
     create_demo_project(path, recordings=3, seed=2).close()
@@ -42,14 +40,12 @@ def clean_settings():
 
 
 def make_view(qtbot, project):
-    from rscapp.listen import ListenView
-
-    view = ListenView()
+    view = ListenView(ProjectModel())
     qtbot.addWidget(view)
     view.resize(1300, 800)
     view.show()
     qtbot.waitExposed(view)
-    view.set_project(project)
+    view.model.set_project(project)
     return view
 
 
@@ -58,6 +54,7 @@ def view(qtbot, project):
     view = make_view(qtbot, project)
     yield view
     view.player.stop()
+    view.model.set_project(None)  # before the project fixture closes it
 
 
 def open_and_wait(qtbot, view, rid, cycle_id=None):
@@ -113,9 +110,9 @@ def test_relabel_with_a_key_then_undo_and_redo(qtbot, view, project):
     target = next(c for c in project.cycles(recording_id=rec["id"]) if c["label"] != 2)
     open_and_wait(qtbot, view, rec["id"])
     view.select_cycle(target["id"])
-    with qtbot.waitSignal(view.cyclesChanged, timeout=WAIT) as changed:
+    with qtbot.waitSignal(view.model.cyclesChanged, timeout=WAIT) as changed:
         key(qtbot, view, Qt.Key_3)
-    assert changed.args == [rec["id"]]
+    assert changed.args == [[target["id"]], [rec["id"]]]
     row = project.cycle(target["id"])
     assert (row["label"], row["crackle"], row["wheeze"], row["edited"]) == (2, 0, 1, 1)
     last = project.cycle_history(cycle_id=target["id"])[-1]
@@ -166,7 +163,7 @@ def test_dragging_a_boundary_into_the_neighbour_is_clamped_and_undoable(qtbot, v
     y = region.mapToScene(QPointF(left["end"], 0.5)).y()
     from_scene = QPointF(edge.mapToScene(QPointF(0, 0)).x(), y)
     to_scene = view.track_plot.getViewBox().mapViewToScene(QPointF((right["start"] + right["end"]) / 2, 0.5))
-    with qtbot.waitSignal(view.cyclesChanged, timeout=WAIT):
+    with qtbot.waitSignal(view.model.cyclesChanged, timeout=WAIT):
         drag(qtbot, view, from_scene, QPointF(to_scene.x(), y))
     moved = project.cycle(left["id"])
     assert moved["end"] == pytest.approx(right["start"], abs=1e-9)  # clamped at the neighbour, no overlap
@@ -179,7 +176,7 @@ def test_dragging_a_boundary_into_the_neighbour_is_clamped_and_undoable(qtbot, v
 
     # the start edge, moved by the same code path the mouse uses, snaps onto the neighbour's end when close
     before = cycles[index - 1]
-    with qtbot.waitSignal(view.cyclesChanged, timeout=WAIT):
+    with qtbot.waitSignal(view.model.cyclesChanged, timeout=WAIT):
         view.track.drag_edge(left["id"], "start", before["end"] + view.track.seconds_per_pixel() * 3)
     assert project.cycle(left["id"])["start"] == pytest.approx(before["end"])
 
@@ -199,7 +196,7 @@ def test_add_split_and_delete_cycles_with_keys(qtbot, view, project):
     drag(qtbot, view, QPointF(a, y), QPointF(b, y))
     assert view.selection is not None and view.selection[0] == pytest.approx(gap[0] + 0.02, abs=0.02)
 
-    with qtbot.waitSignal(view.cyclesChanged, timeout=WAIT):
+    with qtbot.waitSignal(view.model.cyclesChanged, timeout=WAIT):
         key(qtbot, view, Qt.Key_B, Qt.ControlModifier)
     added = view.current_cycle_id
     row = project.cycle(added)
@@ -279,7 +276,7 @@ def test_export_and_reimport_each_label_format(qtbot, view, project, tmp_path, f
     key(qtbot, view, Qt.Key_Delete)
     assert len(project.cycles(recording_id=rec["id"])) == len(cycles) - 1
 
-    with qtbot.waitSignal(view.cyclesChanged, timeout=WAIT):
+    with qtbot.waitSignal(view.model.cyclesChanged, timeout=WAIT):
         assert view.import_labels(path, fmt, mode="replace")
     back = [(c["start"], c["end"], c["label"]) for c in project.cycles(recording_id=rec["id"])]
     assert back == [pytest.approx(e, abs=1e-6) for e in exported]
@@ -316,6 +313,7 @@ def test_every_change_survives_closing_and_reopening(qtbot, demo_path):
     key(qtbot, view, Qt.Key_Delete)
     expected = [(c["id"], c["start"], c["end"], c["label"]) for c in project.cycles(recording_id=rec["id"])]
     view.close()
+    view.model.set_project(None)
     project.close()
 
     reopened = Project.open(demo_path)
@@ -328,6 +326,7 @@ def test_every_change_survives_closing_and_reopening(qtbot, demo_path):
         assert actions == {cycles[0]["id"]: "update", cycles[1]["id"]: "update", cycles[2]["id"]: "delete"}
         assert all(h["at"] and h["author"] for h in reopened.cycle_history(recording_id=rec["id"]))
         view2.close()
+        view2.model.set_project(None)
     finally:
         reopened.close()
 
@@ -385,9 +384,7 @@ def test_spectrogram_settings_and_presets(qtbot, view, project):
     assert view.image.levels[1] - view.image.levels[0] == pytest.approx(40)
     view.save_preset("wheeze detail")
 
-    from rscapp.listen import ListenView
-
-    other = ListenView()
+    other = ListenView(ProjectModel())
     qtbot.addWidget(other)
     assert other.presets()["wheeze detail"].window == 4096
     assert other.spec_settings.window == 4096 and other.spec_settings.dynamic_range == 40
@@ -452,7 +449,7 @@ def test_cycle_table_selects_edits_times_and_shows_the_history(qtbot, view, proj
     assert project.cycle(cycles[2]["id"])["label"] == 1
     # typing a time moves the boundary through the same undoable command
     new_end = round(cycles[2]["end"] - 0.25, 3)
-    with qtbot.waitSignal(view.cyclesChanged, timeout=WAIT):
+    with qtbot.waitSignal(view.model.cyclesChanged, timeout=WAIT):
         table.item(2, 2).setText(f"{new_end}")
     assert project.cycle(cycles[2]["id"])["end"] == pytest.approx(new_end)
     # a time that would overlap the next cycle is refused and the cell shows the project's value again
@@ -542,9 +539,9 @@ def test_undo_of_an_edit_on_another_recording_shows_that_recording(qtbot, view, 
     key(qtbot, view, Qt.Key_4 if cycle["label"] != 3 else Qt.Key_1)
     edited = project.cycle(cycle["id"])["label"]
     open_and_wait(qtbot, view, second["id"])
-    with qtbot.waitSignal(view.cyclesChanged, timeout=WAIT) as changed:
+    with qtbot.waitSignal(view.model.cyclesChanged, timeout=WAIT) as changed:
         key(qtbot, view, Qt.Key_Z, Qt.ControlModifier)
-    assert changed.args == [first["id"]]
+    assert changed.args == [[cycle["id"]], [first["id"]]]
     assert project.cycle(cycle["id"])["label"] == cycle["label"] != edited
     assert view.current_recording_id == first["id"]
 
@@ -553,7 +550,7 @@ def test_a_real_icbhi_recording_opens_and_exports_its_annotation_unchanged(qtbot
     import shutil
 
     from trainer.data.folder import import_folder
-    from trainer.labels import parse_icbhi
+    from trainer.labelfiles import parse_icbhi
 
     folder = tmp_path / "real"
     folder.mkdir()

@@ -9,18 +9,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from PySide6.QtCore import QSettings, Qt, QThread
+from PySide6.QtWidgets import QApplication, QPushButton
 
-pytest.importorskip("PySide6")
-pytest.importorskip("pytestqt")
-
-from PySide6.QtCore import QSettings, Qt, QThread  # noqa: E402
-from PySide6.QtWidgets import QApplication, QPushButton  # noqa: E402
-
-from rscapp import dialogs  # noqa: E402
-from rscapp.main import install_excepthook, parse_args  # noqa: E402
-from rscapp.mainwindow import MAX_RECENT, MainWindow  # noqa: E402
-from rscapp.workers import Cancelled, Task, start  # noqa: E402
-from trainer.project import LABELS as LABELS_  # noqa: E402
+from rscapp import dialogs
+from rscapp.main import install_excepthook, parse_args
+from rscapp.mainwindow import MainWindow
+from rscapp.recent import MAX_RECENT
+from rscapp.workers import Cancelled, Task, start
+from trainer.vocab import LABELS as LABELS_
 
 
 @pytest.fixture
@@ -99,14 +96,14 @@ def test_window_layout_tab_and_filters_restored(make_window, tmp_path, demo_copy
     assert window.open_project(demo_copy(tmp_path / "a"))
     window.resize(711, 533)  # the offscreen screen is 800x600: restoreGeometry fits to it
     window.tabs.setCurrentIndex(1)
-    window.library.cyc_label.setCurrentIndex(window.library.cyc_label.findText("crackle"))
-    window.library.cyc_search.setText("Meditron")
+    window.library.cycle_filters.label.setCurrentIndex(window.library.cycle_filters.label.findText("crackle"))
+    window.library.cycle_filters.search.setText("Meditron")
     window.close()  # closeEvent saves the settings
     again = make_window()
     assert (again.size().width(), again.size().height()) == (711, 533)
     assert again.tabs.currentIndex() == 1
-    assert again.library.cyc_label.currentText() == "crackle"
-    assert again.library.cyc_search.text() == "Meditron"
+    assert again.library.cycle_filters.label.currentText() == "crackle"
+    assert again.library.cycle_filters.search.text() == "Meditron"
 
 
 @pytest.mark.parametrize(
@@ -328,7 +325,7 @@ def test_listen_relabel_undo_redo_then_reopen_keeps_change_and_history(make_wind
     lib = window.library
     lib.select_recording(lib.recordings.id_at(1))
     rec_id = lib.selected_recording_id()
-    lib.cyc_search.setText(str(lib.recordings.value(lib.recordings.row_of_id(rec_id), "name")))
+    lib.cycle_filters.search.setText(str(lib.recordings.value(lib.recordings.row_of_id(rec_id), "name")))
     row = 1
     cycle_id = lib.cycles.id_at(row)
     old_label = int(lib.cycles.value(row, "label"))
@@ -339,9 +336,9 @@ def test_listen_relabel_undo_redo_then_reopen_keeps_change_and_history(make_wind
     assert (listen.current_recording_id, listen.current_cycle_id) == (rec_id, cycle_id)
 
     before = dict(window.library.counts["cycles"]["all"])
-    with qtbot.waitSignal(listen.cyclesChanged, timeout=5000) as changed:
+    with qtbot.waitSignal(window.model.cyclesChanged, timeout=5000) as changed:
         assert listen.relabel(new_label)
-    assert changed.args == [rec_id]
+    assert changed.args == [[cycle_id], [rec_id]]
     crow = lib.cycles.row_of_id(cycle_id)
     assert int(lib.cycles.value(crow, "label")) == new_label and int(lib.cycles.value(crow, "edited")) == 1
     after = window.library.counts["cycles"]["all"]

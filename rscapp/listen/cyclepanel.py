@@ -18,9 +18,10 @@ from PySide6.QtWidgets import (
     QTabWidget,
 )
 
-from trainer.project import LABELS
+from trainer.vocab import LABELS
 
-from .cycletrack import label_qcolor
+from ..style import qcolor
+from .keys import key_action
 
 # Keys a table needs for itself; every other key the view handles (Space, 1-4, Delete, ...).
 TABLE_KEYS = {
@@ -85,51 +86,62 @@ class CyclePanel(QTabWidget):
         self.addTab(self.history, "History")
         self.history_label = "History"
 
-    def forward_keys_to(self, handler_owner) -> None:
+    def forward_keys_to(self, view) -> None:
         """Let the view's keys (Space, 1-4, Delete, ...) work while the table has the focus."""
-        self._key_owner = handler_owner
+        self._key_owner = view
         for widget in (self.table, self.history):
             widget.installEventFilter(self)
 
     def eventFilter(self, obj, event):
         if event.type() in (QEvent.KeyPress, QEvent.ShortcutOverride) and not self.table.state() == QAbstractItemView.EditingState:
-            if event.key() not in TABLE_KEYS and self._key_owner._handles(event):
-                if event.type() == QEvent.ShortcutOverride:
-                    event.accept()
-                else:
-                    self._key_owner._key(event)
+            action = key_action(self._key_owner, event) if event.key() not in TABLE_KEYS else None
+            if action is not None:
+                event.accept()
+                if event.type() == QEvent.KeyPress:
+                    action()
                 return True
         return super().eventFilter(obj, event)
 
     # -- contents -----------------------------------------------------------------------------
     def set_cycles(self, cycles: list[dict], selected: int | None) -> None:
         self._filling = True
+        same_rows = [c["id"] for c in cycles] == [c["id"] for c in self.cycles]
         self.cycles = list(cycles)
-        self.table.setRowCount(len(cycles))
+        if not same_rows:
+            self.table.setRowCount(len(cycles))
         for row, cycle in enumerate(cycles):
-            values = (
-                str(cycle["id"]),
-                f"{cycle['start']:.3f}",
-                f"{cycle['end']:.3f}",
-                f"{cycle['end'] - cycle['start']:.3f}",
-                LABELS[cycle["label"]],
-                cycle.get("origin", "") + (" ✎" if cycle.get("edited") else ""),
-            )
-            for col, value in enumerate(values):
+            self._show_row(row, cycle, fresh=not same_rows)
+        self._filling = False
+        self.select(selected)
+        self._set_tab_text(0, f"Cycles ({len(cycles)})")
+
+    def _show_row(self, row: int, cycle: dict, fresh: bool) -> None:
+        """Fill one row; on a row that shows the same cycle already, change only the cells that differ."""
+        values = (
+            str(cycle["id"]),
+            f"{cycle['start']:.3f}",
+            f"{cycle['end']:.3f}",
+            f"{cycle['end'] - cycle['start']:.3f}",
+            LABELS[cycle["label"]],
+            cycle.get("origin", "") + (" ✎" if cycle.get("edited") else ""),
+        )
+        for col, value in enumerate(values):
+            item = None if fresh else self.table.item(row, col)
+            if item is not None:
+                if item.text() != value:
+                    item.setText(value)
+            else:
                 item = QTableWidgetItem(value)
                 if col not in (1, 2):
                     item.setFlags(item.flags() & ~Qt.ItemIsEditable)
-                if col == 4:
-                    item.setBackground(QBrush(label_qcolor(cycle["label"], 150)))
-                if col == 5 and cycle.get("edited"):
-                    item.setToolTip("Edited since it was imported; the History tab says how")
                 if col in (1, 2, 3):
                     item.setTextAlignment(Qt.AlignRight | Qt.AlignVCenter)
                 item.setData(Qt.UserRole, cycle["id"])
                 self.table.setItem(row, col, item)
-        self._filling = False
-        self.select(selected)
-        self.setTabText(0, f"Cycles ({len(cycles)})")
+            if col == 4:
+                item.setBackground(QBrush(qcolor(cycle["label"], 150)))
+            if col == 5:
+                item.setToolTip("Edited since it was imported; the History tab says how" if cycle.get("edited") else "")
 
     def select(self, cycle_id: int | None) -> None:
         self._filling = True
@@ -155,7 +167,11 @@ class CyclePanel(QTabWidget):
                 item = QTableWidgetItem(value)
                 item.setToolTip(tip)
                 self.history.setItem(index, col, item)
-        self.setTabText(1, f"{title} ({len(rows)})")
+        self._set_tab_text(1, f"{title} ({len(rows)})")
+
+    def _set_tab_text(self, index: int, text: str) -> None:
+        if self.tabText(index) != text:  # a new tab text lays the whole panel out again
+            self.setTabText(index, text)
 
     # -- user input -----------------------------------------------------------------------------
     def _on_row_selected(self) -> None:

@@ -14,43 +14,43 @@ import pyqtgraph as pg
 from PySide6.QtCore import QObject, QPointF, QRectF, QTimer, Signal
 from PySide6.QtGui import QColor, QFont
 
-from trainer.project import LABELS
+from trainer.vocab import LABELS
 
+from ..style import qcolor
 from .timeaxis import TimeViewBox
-
-try:  # the shell's palette; the fallback keeps this module usable on its own
-    from rscapp.style import LABEL_COLORS
-except ImportError:  # pragma: no cover
-    LABEL_COLORS = {"normal": "#4caf50", "crackle": "#e53935", "wheeze": "#1e88e5", "both": "#8e24aa"}
 
 MIN_CYCLE = 0.02  # seconds; an edge never comes closer than this to the other edge
 SNAP_PIXELS = 6
-
-
-def label_qcolor(label: int, alpha: int = 255) -> QColor:
-    color = QColor(LABEL_COLORS[LABELS[int(label)]])
-    color.setAlpha(alpha)
-    return color
 
 
 class CycleRegion(pg.LinearRegionItem):
     """A cycle: edges draggable, body clickable (selects), never dragged as a whole."""
 
     def __init__(self, track: "CycleTrack", cycle: dict, bounds: tuple[float, float], selected: bool):
-        label = int(cycle["label"])
-        fill = label_qcolor(label, 200 if selected else 110)
-        hover = label_qcolor(label, 230 if selected else 150)
-        edge = pg.mkPen(QColor("#ffffff") if selected else label_qcolor(label), width=3 if selected else 1.5)
-        super().__init__(
-            values=(cycle["start"], cycle["end"]),
-            brush=pg.mkBrush(fill),
-            hoverBrush=pg.mkBrush(hover),
-            pen=edge,
-            hoverPen=pg.mkPen("#ffeb3b", width=3),
-            movable=True,
-            swapMode="block",
-        )
+        super().__init__(values=(cycle["start"], cycle["end"]), hoverPen=pg.mkPen("#ffeb3b", width=3),
+                         movable=True, swapMode="block")
         self.track = track
+        left, right = self.lines
+        left.setToolTip("Drag to move the cycle's start (snaps to the neighbour and the playhead)")
+        right.setToolTip("Drag to move the cycle's end (snaps to the neighbour and the playhead)")
+        for line in self.lines:
+            line.sigPositionChangeFinished.connect(self._snap_and_finish)
+        self._shown = None
+        self.show_cycle(cycle, bounds, selected)
+
+    def show_cycle(self, cycle: dict, bounds: tuple[float, float], selected: bool) -> None:
+        """Draw this cycle (its span, label and selection) with the neighbours' boundaries as edge limits."""
+        shown = (cycle["id"], cycle["start"], cycle["end"], cycle["label"], cycle.get("origin"), bounds, selected)
+        if shown == self._shown:
+            self.cycle = cycle
+            return
+        self._shown = shown
+        label = int(cycle["label"])
+        self.setBrush(pg.mkBrush(qcolor(label, 200 if selected else 110)))
+        self.setHoverBrush(pg.mkBrush(qcolor(label, 230 if selected else 150)))
+        edge = pg.mkPen(QColor("#ffffff") if selected else qcolor(label), width=3 if selected else 1.5)
+        for line in self.lines:
+            line.setPen(edge)
         self.cycle_id = int(cycle["id"])
         self.cycle = cycle
         self._original = (float(cycle["start"]), float(cycle["end"]))
@@ -58,15 +58,15 @@ class CycleRegion(pg.LinearRegionItem):
         # min/max: a file may hold cycles that already overlap; the bounds must not move them on their own.
         left.setBounds((min(bounds[0], cycle["start"]), cycle["end"] - MIN_CYCLE))
         right.setBounds((cycle["start"] + MIN_CYCLE, max(bounds[1], cycle["end"])))
-        left.setToolTip("Drag to move the cycle's start (snaps to the neighbour and the playhead)")
-        right.setToolTip("Drag to move the cycle's end (snaps to the neighbour and the playhead)")
+        if self.getRegion() != self._original:
+            self.setRegion(self._original)
         self.setToolTip(
             f"Cycle {self.cycle_id}: {LABELS[label]}, {cycle['start']:.3f}-{cycle['end']:.3f} s"
             f" ({cycle.get('origin', '')})\nClick to select; keys 1-4 relabel; Delete removes"
         )
         self._neighbours = bounds
-        for line in self.lines:
-            line.sigPositionChangeFinished.connect(self._snap_and_finish)
+        self.setZValue(10 if selected else 5)
+        self.update()
 
     def paint(self, painter, *args):
         super().paint(painter, *args)
@@ -124,7 +124,7 @@ class CycleRegion(pg.LinearRegionItem):
         if abs(span[index] - self._original[index]) < 1e-6:
             line.setValue(self._original[index])
             return
-        # Deferred: the view rebuilds the regions, and this item is still inside its own mouse handler.
+        # Deferred: the view redraws the regions, and this item is still inside its own mouse handler.
         cycle_id, start, end = self.cycle_id, span[0], span[1]
         QTimer.singleShot(0, lambda: self.track.boundaryMoved.emit(cycle_id, start, end))
 
@@ -140,10 +140,23 @@ class CycleShadows(pg.GraphicsObject):
         self.setAcceptedMouseButtons(pg.QtCore.Qt.NoButton)
 
     def set_cycles(self, cycles, selected) -> None:
+        before, was_selected = {c["id"]: c for c in self.cycles}, self.selected
         self.cycles = list(cycles)
         self.selected = selected
-        self.prepareGeometryChange()
-        self.update()
+        spans = [(c["id"], c["start"], c["end"]) for c in self.cycles]
+        if spans != [(c["id"], c["start"], c["end"]) for c in before.values()]:
+            self.prepareGeometryChange()
+            self.update()
+            return
+        # The same bands: repaint only those whose colour changed (a relabel, another selection).
+        view = self.getViewBox()
+        if view is None:
+            return
+        (_, _), (y0, y1) = view.viewRange()
+        for cycle in self.cycles:
+            old = before[cycle["id"]]
+            if old["label"] != cycle["label"] or cycle["id"] in (selected, was_selected) and selected != was_selected:
+                self.update(QRectF(cycle["start"], y0, cycle["end"] - cycle["start"], y1 - y0))
 
     def boundingRect(self) -> QRectF:
         view = self.getViewBox()
@@ -165,7 +178,7 @@ class CycleShadows(pg.GraphicsObject):
         painter.setPen(pg.mkPen(None))
         for cycle in self.cycles:
             alpha = 70 if cycle["id"] == self.selected else 35
-            painter.setBrush(pg.mkBrush(label_qcolor(cycle["label"], alpha)))
+            painter.setBrush(pg.mkBrush(qcolor(cycle["label"], alpha)))
             painter.drawRect(QRectF(cycle["start"], y0, cycle["end"] - cycle["start"], y1 - y0))
 
 
@@ -218,17 +231,25 @@ class CycleTrack(QObject):
         self.set_cycles(self.cycles, self.duration, cycle_id)
 
     def rebuild(self) -> None:
-        for region in self.regions.values():
-            self.plot.removeItem(region)
-        self.regions.clear()
+        """Draw ``cycles``: the regions already there are redrawn in place when the same cycles remain (a
+        relabel, a moved edge, another selection); otherwise they are made again."""
         end_of_audio = self.duration if self.duration else max([c["end"] for c in self.cycles] + [0.0])
-        for index, cycle in enumerate(self.cycles):
-            before = self.cycles[index - 1]["end"] if index > 0 else 0.0
-            after = self.cycles[index + 1]["start"] if index + 1 < len(self.cycles) else end_of_audio
-            region = CycleRegion(self, cycle, (before, after), cycle["id"] == self.selected)
-            region.setZValue(10 if cycle["id"] == self.selected else 5)
-            self.plot.addItem(region)
-            self.regions[cycle["id"]] = region
+        bounds = [
+            (self.cycles[i - 1]["end"] if i > 0 else 0.0,
+             self.cycles[i + 1]["start"] if i + 1 < len(self.cycles) else end_of_audio)
+            for i in range(len(self.cycles))
+        ]
+        if list(self.regions) == [c["id"] for c in self.cycles]:
+            for cycle, limits in zip(self.cycles, bounds):
+                self.regions[cycle["id"]].show_cycle(cycle, limits, cycle["id"] == self.selected)
+        else:
+            for region in self.regions.values():
+                self.plot.removeItem(region)
+            self.regions.clear()
+            for cycle, limits in zip(self.cycles, bounds):
+                region = CycleRegion(self, cycle, limits, cycle["id"] == self.selected)
+                self.plot.addItem(region)
+                self.regions[cycle["id"]] = region
         for shadow in self._shadows:
             shadow.set_cycles(self.cycles, self.selected)
 

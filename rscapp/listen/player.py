@@ -18,6 +18,8 @@ import time
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
+from trainer.audio import resample
+
 SPEEDS = (0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 2.0)
 # How far the callback may run ahead of the wall clock before it waits (seconds).
 MAX_LEAD = 0.3
@@ -37,18 +39,6 @@ def _sounddevice():
         except (OSError, ImportError) as exc:
             _sd_error = f"PortAudio is not available ({exc}); install it (e.g. apt install libportaudio2)"
     return _sd
-
-
-def _resample(wave: np.ndarray, source_rate: float, target_rate: float) -> np.ndarray:
-    if abs(source_rate - target_rate) < 1e-6 or len(wave) == 0:
-        return np.asarray(wave, dtype=np.float32)
-    try:
-        import soxr
-
-        return soxr.resample(wave, source_rate, target_rate, quality="MQ").astype(np.float32, copy=False)
-    except Exception:  # soxr refuses some ratios; linear interpolation is good enough for listening
-        n = max(1, int(round(len(wave) * target_rate / source_rate)))
-        return np.interp(np.linspace(0, len(wave) - 1, n), np.arange(len(wave)), wave).astype(np.float32)
 
 
 class Player(QObject):
@@ -164,7 +154,7 @@ class Player(QObject):
         self._unavailable = None
         self._device_rate = int(stream.samplerate)
         # Speed by resampling: played at the device rate, a segment resampled to rate/speed lasts 1/speed.
-        buffer = _resample(segment, self._rate, self._device_rate / self.speed)
+        buffer = resample(segment, self._rate, self._device_rate / self.speed, quality="MQ")
         with self._lock:
             self._buffer = buffer
             self._cursor = 0

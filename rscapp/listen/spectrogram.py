@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, replace
 
 import numpy as np
 
+from trainer.audio import resample
+
 WINDOW_LENGTHS = (256, 512, 1024, 2048, 4096)
 COLORMAPS = ("viridis", "inferno", "magma", "plasma", "cividis", "turbo", "grey")
 # Columns computed for the whole recording (about two per pixel of a wide plot); zoomed in, the view
@@ -95,13 +97,7 @@ def decimation_factor(sample_rate: float, settings: SpectrogramSettings) -> int:
 
 
 def _decimate(segment: np.ndarray, sample_rate: float, factor: int) -> np.ndarray:
-    try:
-        import soxr
-
-        return soxr.resample(segment, sample_rate, sample_rate / factor, quality="MQ").astype(np.float32, copy=False)
-    except Exception:  # no soxr: a moving average is a crude but safe anti-alias filter for display
-        kernel = np.ones(factor, dtype=np.float32) / factor
-        return np.convolve(segment, kernel, mode="same")[::factor].astype(np.float32)
+    return resample(segment, sample_rate, sample_rate / factor, quality="MQ")
 
 
 def hop_for(samples: int, window: int, max_columns: int = MAX_COLUMNS) -> int:
