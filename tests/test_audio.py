@@ -87,3 +87,32 @@ def test_prepare_cycles_reads_each_recording_once(synth_project, monkeypatch):
     out = prepare_cycles(synth_project, rows)
     assert out.shape == (len(rows), 128000)
     assert len(calls) == len({r["recording_id"] for r in rows})
+
+
+@pytest.mark.parametrize("bad, words", [(np.nan, "not a number (NaN)"), (np.inf, "infinite"), (-np.inf, "infinite")])
+def test_non_finite_samples_are_refused_with_their_position(tmp_path, bad, words):
+    from trainer.audio import scan_samples
+
+    x = np.zeros((40000, 2), dtype=np.float32)
+    x[30001, 1] = bad
+    path = tmp_path / "float.wav"
+    sf.write(path, x, 4000, subtype="FLOAT")
+    expected = f"float.wav: sample 30001 of channel 2 (at 7.500 s) is {words}"
+    with pytest.raises(AudioError, match=expected.replace("(", r"\(").replace(")", r"\)")):
+        scan_samples(path, block_frames=4096)  # the bad sample in the eighth block
+    with pytest.raises(AudioError, match="sample 30001 of channel 2"):
+        read_audio(path)
+
+
+def test_a_double_beyond_float32_range_is_refused_and_pcm_is_not_scanned(tmp_path):
+    from trainer.audio import scan_samples
+
+    x = np.zeros(8000)
+    x[5] = 1e300
+    sf.write(tmp_path / "double.wav", x, 4000, subtype="DOUBLE")
+    with pytest.raises(AudioError, match="sample 5 .* is 1e\\+300, beyond 32-bit float range"):
+        scan_samples(tmp_path / "double.wav")
+    sf.write(tmp_path / "pcm.wav", np.full(8000, 0.5), 4000, subtype="PCM_16")
+    assert scan_samples(tmp_path / "pcm.wav") is None
+    sf.write(tmp_path / "loud.wav", np.full(8000, 3.0, dtype=np.float32), 4000, subtype="FLOAT")
+    assert scan_samples(tmp_path / "loud.wav") == 3.0

@@ -13,6 +13,7 @@ import soundfile as sf
 
 from trainer.data.folder import import_folder
 from trainer.data.icbhi import import_icbhi
+from trainer.data.report import ImportRefused
 from trainer.project import Project
 
 REPO = Path(__file__).resolve().parents[1]
@@ -128,7 +129,10 @@ def test_bad_input_loses_nothing_already_in_the_project(dataset, tmp_path):
     (audio / "101_1b1_Al_sc_Meditron.wav").write_bytes(b"")
     report = import_icbhi(project, dataset)
     assert project.db.execute("SELECT * FROM cycles ORDER BY id").fetchall() == snapshot
-    assert report.summary == {"unchanged": 2}
+    # The annotation file nothing can be read from is refused by name; its recording keeps what it had.
+    assert report.summary == {"unchanged": 1, "refused": 1}
+    [refusal] = messages_about(report, "101_1b1_Al_sc_Meditron.txt")
+    assert refusal.line == 1 and "no line could be read" in refusal.message
 
 
 def test_malformed_labels_csv(tmp_path):
@@ -146,11 +150,16 @@ def test_malformed_labels_csv(tmp_path):
     assert [(c["start"], c["label"]) for c in project.cycles(rec["id"])] == [(0.5, 1)]
 
     bad_header = tmp_path / "bad.csv"
-    bad_header.write_text("name,from,to\n")
+    bad_header.write_text("name,from,to\nb.wav,1,2\n")
     other = Project.create(tmp_path / "q.rsc")
-    report = import_folder(other, folder, labels_csv=bad_header)
-    assert report.errors[0].line == 1 and "header must have" in report.errors[0].message
-    assert other.db["recordings"].count == 1  # the audio is still imported, unlabelled
+    with pytest.raises(ImportRefused) as refused:
+        import_folder(other, folder, labels_csv=bad_header)
+    assert (refused.value.file, refused.value.line) == (str(bad_header), 1)
+    assert "header must have" in refused.value.message and "nothing imported" in refused.value.message
+    # Nothing is imported unlabelled; the import log says it failed, and why.
+    assert other.db["recordings"].count == 0 and other.db["patients"].count == 0
+    [logged] = other.query("SELECT status FROM imports")
+    assert logged["status"] == "failed"
 
 
 def test_missing_folder_is_refused(tmp_path):
@@ -200,3 +209,100 @@ def test_kill_9_during_import_leaves_a_valid_project_that_a_rerun_completes(tmp_
         import_icbhi(reference, data)
         assert project.stats()["cycles"] == reference.stats()["cycles"]
         reference.close()
+
+
+def test_float_audio_with_a_nan_is_refused_at_import_with_its_sample(dataset, tmp_path):
+    audio = dataset / "ICBHI_final_database"
+    x = 0.1 * np.sin(np.arange(40000) / 7.0)
+    x[12345] = np.nan
+    sf.write(audio / "101_1b1_Al_sc_Meditron.wav", x.astype(np.float32), 4000, subtype="FLOAT")
+    project = Project.create(tmp_path / "p.rsc")
+    report = import_icbhi(project, dataset)
+    [error] = messages_about(report, "101_1b1_Al_sc_Meditron.wav")
+    assert "sample 12345 (at 3.086 s) is not a number (NaN)" in error.message
+    rec = project.recording_by_name("101_1b1_Al_sc_Meditron")
+    assert rec["audio_status"] == "unreadable" and rec["sha256"] is None
+    assert len(project.cycles(rec["id"])) == 2  # the annotations are kept; the audio is not used
+    assert project.cycles(with_audio=True) == project.cycles(project.recording_by_name("102_1b1_Ar_sc_Meditron")["id"])
+
+
+def test_check_says_unreadable_with_the_reason_for_files_that_exist(dataset, tmp_path, capsys):
+    from trainer.cli import main as rsc
+
+    audio = dataset / "ICBHI_final_database"
+    (audio / "102_1b1_Ar_sc_Meditron.wav").write_bytes(b"this is a text file, not audio\n" * 20)
+    path = tmp_path / "p.rsc"
+    with Project.create(path) as project:
+        import_icbhi(project, dataset)
+    assert rsc(["check", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "1 ok, 1 unreadable"
+    [line] = captured.err.strip().splitlines()
+    assert line.startswith("102_1b1_Ar_sc_Meditron: audio unreadable (") and "not a readable audio file" in line
+
+
+def _rewrite_in_place(path: Path, keep_mtime: bool = False) -> None:
+    """Other samples, the same size: what an editor that saves over the file does."""
+    stat = path.stat()
+    data, sr = sf.read(path, dtype="float32")
+    sf.write(path, (data[::-1] * 0.5).astype(np.float32), sr, subtype=sf.info(str(path)).subtype)
+    assert path.stat().st_size == stat.st_size
+    if keep_mtime:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+@pytest.mark.parametrize("keep_mtime", [False, True], ids=["new-mtime", "mtime-kept"])
+def test_check_notices_an_in_place_edit_at_the_same_size_without_rehash(dataset, tmp_path, capsys, keep_mtime):
+    from trainer.cli import main as rsc
+
+    path = tmp_path / "p.rsc"
+    with Project.create(path) as project:
+        import_icbhi(project, dataset)
+    assert rsc(["check", str(path)]) == 0 and capsys.readouterr().out.strip() == "2 ok"
+    _rewrite_in_place(dataset / "ICBHI_final_database" / "101_1b1_Al_sc_Meditron.wav", keep_mtime)
+    assert rsc(["check", str(path)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "1 changed, 1 ok"
+    assert "101_1b1_Al_sc_Meditron: audio changed" in captured.err and "content differs" in captured.err
+    with Project.open(path) as project:  # the import stamped it, so no full hash was needed
+        rec = project.recording_by_name("102_1b1_Ar_sc_Meditron")
+        assert rec["mtime_ns"] and len(rec["sample_hash"]) == 64
+
+
+def test_a_first_check_stamps_recordings_imported_before_stamps(dataset, tmp_path):
+    project = Project.create(tmp_path / "p.rsc")
+    import_icbhi(project, dataset)
+    with project.transaction():
+        project.db.execute("UPDATE recordings SET mtime_ns = NULL, sample_hash = NULL")
+    assert [project.verify_audio(rec) for rec in project.recordings()] == ["ok", "ok"]  # a full hash each
+    stamped = project.recording_by_name("101_1b1_Al_sc_Meditron")
+    assert stamped["mtime_ns"] and stamped["sample_hash"]
+    _rewrite_in_place(dataset / "ICBHI_final_database" / "101_1b1_Al_sc_Meditron.wav", keep_mtime=True)
+    assert project.verify_audio(stamped["id"]) == "changed"
+
+
+def test_patients_are_written_with_their_recordings(dataset, tmp_path, monkeypatch):
+    """A disk that fills up half-way (here: the second recording's insert fails) leaves no patient without a recording."""
+    from trainer.project import ProjectError
+
+    with open(dataset / "demographic_info.txt", "w") as handle:
+        handle.write("".join(f"{pid} 50 M 25 NA NA\n" for pid in range(101, 400)))
+    project = Project.create(tmp_path / "p.rsc")
+    real = Project.add_recording
+    calls = []
+
+    def add_recording(self, fields, *args, **kwargs):
+        calls.append(fields["name"])
+        if len(calls) == 2:
+            raise ProjectError("database or disk is full")
+        return real(self, fields, *args, **kwargs)
+
+    monkeypatch.setattr(Project, "add_recording", add_recording)
+    with pytest.raises(ProjectError, match="disk is full"):
+        import_icbhi(project, dataset)
+    assert project.db["recordings"].count == 1
+    assert [p["id"] for p in project.query("SELECT id, age FROM patients")] == ["101"]
+    assert project.patient("101")["age"] == 50.0
+    monkeypatch.setattr(Project, "add_recording", real)
+    import_icbhi(project, dataset)
+    assert [p["id"] for p in project.query("SELECT id FROM patients ORDER BY id")] == ["101", "102"]

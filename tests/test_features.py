@@ -494,3 +494,29 @@ def test_cli_computes_then_hits_and_skips_missing_audio(tiny_project, capsys):
 
     with pytest.raises(CommandError, match="no cycles with usable audio in the test split"):
         _run_cli(["features", path, "--set", "ast", "--split", "test", "--quiet"])
+
+
+@pytest.mark.parametrize("keep_mtime", [False, True], ids=["new-mtime", "mtime-kept"])
+def test_an_in_place_edit_at_the_same_size_is_never_served_from_the_cache(tiny_project, capsys, keep_mtime):
+    import os
+
+    cycles = tiny_project.cycles()
+    assert not F.ensure_features(tiny_project, "cnn", cycles).hit
+    rec = tiny_project.recording(cycles[0]["recording_id"])
+    path = tiny_project.audio_path(rec)
+    before = path.stat()
+    sf.write(path, _tone_noise(4000, 12.0, 123), 4000, subtype="PCM_16")  # rewritten in place, same size
+    assert path.stat().st_size == before.st_size
+    if keep_mtime:
+        os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))
+    with pytest.raises(F.FeatureError, match="rec0 \\(changed: content differs from the import"):
+        F.ensure_features(tiny_project, "cnn", cycles)
+    changed = tiny_project.recording(rec["id"])
+    assert changed["audio_status"] == "changed"
+    assert changed["sample_hash"] and changed["mtime_ns"], "the first use stamped a recording made without a stamp"
+
+    # The command line leaves it out by name and computes the others; it never reports a hit for it.
+    assert _run_cli(["features", str(tiny_project.path), "--set", "cnn", "--quiet"]) == 0
+    captured = capsys.readouterr()
+    assert "skipping 3 cycles of 1 recordings whose audio is missing or changed: rec0 (changed)" in captured.err
+    assert "(3, 798, 128)" in captured.out and "computed" in captured.out

@@ -256,3 +256,92 @@ def test_merge_takes_a_span_within_the_cycle_tolerance_for_the_same_cycle(demo, 
     (result,) = import_labels(demo, path, recording_id=rid, fmt="icbhi", mode="merge")
     assert not result.added and (result.relabelled or result.unchanged)
     assert demo.cycle(row["id"])["label"] == 3
+
+
+def _grid_with_interval_count(demo, rid, count: str) -> str:
+    text = format_textgrid(cycles_of_project(demo, rid), duration=20.0)
+    lines = text.splitlines()
+    index = next(i for i, line in enumerate(lines) if "intervals: size" in line)
+    lines[index] = f"        intervals: size = {count} "
+    return "\n".join(lines) + "\n", index + 1
+
+
+def cycles_of_project(demo, rid):
+    from trainer.labelfiles import cycles_of
+
+    return cycles_of(demo, rid)
+
+
+@pytest.mark.parametrize(
+    "count, words",
+    [("-3", "is -3: it must be a whole number"), ("1e400", "1e400 is beyond the range of a number"),
+     ("2.5", "is 2.5: it must be a whole number"), ("100000", "but only")],
+)
+def test_a_textgrid_with_an_impossible_interval_count_is_refused_at_its_line(demo, tmp_path, count, words):
+    rid = demo.recordings()[0]["id"]
+    before = counts(demo), live(demo, rid)
+    text, line = _grid_with_interval_count(demo, rid, count)
+    path = tmp_path / "bad.TextGrid"
+    path.write_text(text)
+    with pytest.raises(LabelError) as info:
+        import_labels(demo, path, recording_id=rid, mode="replace")
+    assert (info.value.file, info.value.line) == (str(path), line) and words in str(info.value)
+    assert (counts(demo), live(demo, rid)) == before
+
+
+def _rsc(*argv):
+    from trainer.cli import main
+
+    return main([str(a) for a in argv])
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "# only a comment\n"], ids=["empty", "blank", "comment"])
+def test_an_empty_label_file_is_refused_unless_replace_is_asked_for(demo, tmp_path, capsys, content):
+    rec = demo.recordings()[0]
+    n = len(demo.cycles(rec["id"]))
+    before = counts(demo)
+    path = tmp_path / "empty.txt"
+    path.write_text(content)
+    assert _rsc("labels", "import", demo.path, path, "--recording", rec["name"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"{path}: holds no cycles" in err and f"delete all {n} of them" in err and "--replace" in err
+    assert counts(demo) == before
+    assert _rsc("labels", "import", demo.path, path, "--recording", rec["name"], "--replace") == 0
+    assert capsys.readouterr().out.strip() == f"0 added, {n} replaced"
+    assert demo.cycles(rec["id"]) == []
+    assert "--replace" in _help("labels", "import")
+
+
+def _help(*argv) -> str:
+    from trainer.cli import build_parser
+
+    parser = build_parser()
+    for name in argv:
+        parser = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices[name]
+    return parser.format_help()
+
+
+def test_export_to_a_path_that_cannot_be_written_is_one_line(demo, tmp_path, capsys):
+    rec = demo.recordings()[0]
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    folder = tmp_path / "a-folder.csv"
+    folder.mkdir()
+    for target in (blocker / "labels.csv", folder):
+        assert _rsc("labels", "export", demo.path, target, "--recording", rec["name"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"rsc labels: {target}: cannot write"), err
+    assert blocker.read_text() == "x" and list(folder.iterdir()) == []
+
+
+def test_a_label_file_whose_name_is_not_utf8_imports_and_is_logged_printably(demo, tmp_path, capsys):
+    import os
+
+    rec = demo.recordings()[0]
+    path = os.fsdecode(os.fsencode(tmp_path) + b"/cycles-\xe9.txt")
+    with open(path, "w") as handle:
+        handle.write("0.5\t1.5\t1\t0\n")
+    assert _rsc("labels", "import", demo.path, path, "--recording", rec["name"], "--format", "icbhi") == 0
+    [logged] = demo.query("SELECT source FROM imports WHERE kind = 'labels:icbhi'")
+    assert logged["source"] == f"{tmp_path}/cycles-\\xe9.txt"
+    assert live(demo, rec["id"]) == [(0.5, 1.5, 1)]

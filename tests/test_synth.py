@@ -84,3 +84,45 @@ def test_imports_cleanly(synth_project):
     assert all(stats["cycles"][s]["total"] > 30 for s in ("train", "test"))
     assert all(stats["cycles"]["all"][label] > 10 for label in ("normal", "crackle", "wheeze", "both"))
     assert synth_project.query("SELECT count(*) AS n FROM import_messages WHERE level = 'error'")[0]["n"] == 0
+
+
+def _rsc(*argv):
+    from trainer.cli import main
+
+    return main([str(a) for a in argv])
+
+
+def test_impossible_requests_are_one_line_with_status_2(tmp_path, capsys):
+    for args, words in [
+        (("--recordings", "0"), "--recordings 0: need 2 to"),
+        (("--recordings", "1"), "--recordings 1: need 2 to"),
+        (("--duration", "0"), "--duration 0: need 5 to 600 seconds"),
+        (("--duration", "nan"), "--duration nan: need 5 to 600 seconds"),
+        (("--duration", "-4"), "--duration -4: need"),
+        (("--seed", "-1"), "--seed -1: a seed is 0 or more"),
+    ]:
+        assert _rsc("synth", tmp_path / "out", *args) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith("rsc synth: ") and words in err[0], (args, err)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "file").write_text("x")
+    assert _rsc("synth", tmp_path / "file", "--recordings", "2", "--duration", "5") == 2
+    assert "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_an_existing_dataset_is_not_rewritten_without_force(tmp_path, capsys):
+    out = tmp_path / "data"
+    assert _rsc("synth", out, "--recordings", "3", "--duration", "6", "--seed", "1") == 0
+    split = out / "ICBHI_challenge_train_test.txt"
+    first = split.read_bytes()
+    old_names = {p.name for p in (out / "ICBHI_final_database").iterdir()}
+    capsys.readouterr()
+    assert _rsc("synth", out, "--recordings", "2", "--duration", "6", "--seed", "2") == 2
+    err = capsys.readouterr().err
+    assert "already holds a dataset" in err and "--force" in err
+    assert split.read_bytes() == first
+    assert _rsc("synth", out, "--recordings", "2", "--duration", "6", "--seed", "2", "--force") == 0
+    names = {p.name for p in (out / "ICBHI_final_database").iterdir()}
+    listed = {line.split()[0] for line in split.read_text().splitlines()}
+    assert {n.rsplit(".", 1)[0] for n in names} == listed  # nothing of the old dataset left to mix in
+    assert names != old_names

@@ -25,6 +25,14 @@ class AudioError(Exception):
     """An audio file that cannot be used; the message names the file."""
 
 
+# Only float files can hold NaN or infinity; PCM cannot, so their samples need no scan.
+FLOAT_SUBTYPES = ("FLOAT", "DOUBLE")
+# Float audio is scaled to [-1, 1]; a file far above that was most likely written in integer scale,
+# and its features would sit tens of decibels above every other recording's.
+FULL_SCALE_MARGIN = 2.0
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def audio_info(path: str | os.PathLike) -> dict:
     """Sample rate, channels, subtype, frames and duration of an audio file, or AudioError."""
     path = Path(path)
@@ -47,6 +55,45 @@ def audio_info(path: str | os.PathLike) -> dict:
     }
 
 
+def scan_samples(path: str | os.PathLike, info: dict | None = None, block_frames: int = 1 << 16) -> float | None:
+    """The peak of a float file's samples, or AudioError at its first sample that is not a finite number.
+
+    One pass over the data, in blocks; None for PCM files, which cannot hold such a sample. A value
+    beyond float32's range counts as not finite, since it becomes infinity when read.
+    """
+    path = Path(path)
+    info = info or audio_info(path)
+    if info["subtype"] not in FLOAT_SUBTYPES:
+        return None
+    peak = 0.0
+    first = 0
+    try:
+        for block in sf.blocks(str(path), blocksize=block_frames, dtype="float64", always_2d=True):
+            magnitude = np.abs(block)
+            bad = ~(magnitude <= _FLOAT32_MAX)  # NaN compares false, so it lands here too
+            if bad.any():
+                frame, channel = (int(i) for i in np.argwhere(bad)[0])
+                raise AudioError(_non_finite(path, first + frame, channel, block[frame, channel], info))
+            if block.size:
+                peak = max(peak, float(magnitude.max()))
+            first += len(block)
+    except AudioError:
+        raise
+    except Exception as exc:  # a file whose header promises more than its data holds
+        raise AudioError(f"{path}: cannot read samples ({_short(exc)})") from exc
+    return peak
+
+
+def _non_finite(path: Path, frame: int, channel: int, value: float, info: dict) -> str:
+    where = f"sample {frame}" + (f" of channel {channel + 1}" if info["channels"] > 1 else "")
+    seconds = frame / info["sample_rate"]
+    if math.isnan(value):
+        what = "not a number (NaN)"
+    else:
+        what = "infinite" if math.isinf(value) else f"{value:g}, beyond 32-bit float range"
+    return f"{path}: {where} (at {seconds:.3f} s) is {what}; audio with non-finite samples cannot be used"
+
+
 def _short(exc: Exception) -> str:
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return text.replace("Error opening", "cannot open")[:200]
@@ -63,6 +110,9 @@ def read_audio(path: str | os.PathLike, start: float | None = None, stop: float 
         data, sr = sf.read(str(path), start=first, stop=last, dtype="float32", always_2d=True)
     except Exception as exc:
         raise AudioError(f"{path}: cannot read samples ({_short(exc)})") from exc
+    if info["subtype"] in FLOAT_SUBTYPES and not np.isfinite(data).all():
+        frame, channel = (int(i) for i in np.argwhere(~np.isfinite(data))[0])
+        raise AudioError(_non_finite(path, first + frame, channel, float(data[frame, channel]), info))
     mono = data.mean(axis=1) if data.shape[1] > 1 else data[:, 0]
     return np.ascontiguousarray(mono, dtype=np.float32), int(sr)
 

@@ -45,7 +45,9 @@ def register(sub) -> None:
     p.add_argument("directory", type=Path)
     p.add_argument("--recordings", type=int, default=40)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--duration", type=float, default=20.0, help="seconds per recording")
+    p.add_argument("--duration", type=float, default=20.0, help="seconds per recording (5 to 600)")
+    p.add_argument("--force", action="store_true",
+                   help="replace a dataset already in the folder (its listed recordings and its split file)")
     p.set_defaults(func=cmd_synth)
 
     p = sub.add_parser("labels", help="export or import cycle labels (ICBHI txt, CSV, Audacity, Praat TextGrid)")
@@ -56,18 +58,35 @@ def register(sub) -> None:
     q.add_argument("--recording", help="recording name (default: every recording, CSV only)")
     q.add_argument("--format", choices=("icbhi", "csv", "audacity", "textgrid"))
     q.set_defaults(func=cmd_labels_export)
-    q = actions.add_parser("import", help="read a label file into the project (all of it, or nothing on an error)")
+    q = actions.add_parser(
+        "import", help="read a label file into the project (all of it, or nothing on an error)",
+        description=(
+            "Read a label file into the project: all of it, or nothing on an error. By default a recording's "
+            "cycles are replaced by the file's (the old ones stay in the history), but a file that holds no "
+            "cycles is refused, as it would only delete them: give --replace (or --mode replace) to mean that."
+        ),
+    )
     q.add_argument("project", type=Path)
     q.add_argument("file", type=Path)
     q.add_argument("--recording", help="recording name (needed for ICBHI txt, Audacity and TextGrid files)")
     q.add_argument("--format", choices=("icbhi", "csv", "audacity", "textgrid"))
-    q.add_argument("--mode", choices=("replace", "merge"), default="replace",
-                   help="replace a recording's cycles (kept in the history) or merge with them")
+    q.add_argument("--mode", choices=("replace", "merge"), default=None,
+                   help="replace a recording's cycles (kept in the history) or merge with them (default: replace, "
+                        "refusing a file with no cycles)")
+    q.add_argument("--replace", dest="mode", action="store_const", const="replace",
+                   help="replace, even with a file that holds no cycles (which deletes the recording's cycles)")
     q.set_defaults(func=cmd_labels_import)
 
-    p = sub.add_parser("check", help="check that every recording's audio is where it was and unchanged")
+    p = sub.add_parser(
+        "check", help="check that every recording's audio is where it was and unchanged",
+        description=(
+            "Check every recording's audio file: there, readable, and with the content it had at import. By "
+            "default the size, the modification time and a hash of a few blocks are compared, and the whole "
+            "file is hashed again only when its modification time moved (or when it was never stamped)."
+        ),
+    )
     p.add_argument("project", type=Path)
-    p.add_argument("--rehash", action="store_true", help="compare content hashes, not only sizes")
+    p.add_argument("--rehash", action="store_true", help="hash every file in full (slow; catches any change)")
     p.set_defaults(func=cmd_check)
 
 
@@ -96,11 +115,12 @@ def _open_for_import(path: Path) -> Project:
 
 
 def _print_report(report) -> int:
+    """The report's messages and one summary line; status 2 when a file was refused as a whole."""
     for message in report.messages:
         print(message, file=sys.stderr)
     summary = ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in sorted(report.summary.items()))
     print(f"import {report.kind}: {summary or 'nothing to import'}; {len(report.errors)} error(s), {len(report.warnings)} warning(s)")
-    return 0
+    return 2 if report.refused else 0
 
 
 def cmd_new(args) -> int:
@@ -112,6 +132,7 @@ def cmd_new(args) -> int:
 def cmd_import_icbhi(args) -> int:
     from ..data.icbhi import import_icbhi
 
+    _check_folder(args.directory)
     with _open_for_import(args.project) as project:
         update, close = progress_bar("importing", args.quiet)
         try:
@@ -124,9 +145,18 @@ def cmd_import_icbhi(args) -> int:
         return _print_report(report)
 
 
+def _check_folder(directory: Path, labels: Path | None = None) -> None:
+    """The importers' inputs that must exist, checked before a project is created for them."""
+    if not directory.is_dir():
+        raise CommandError(f"{directory}: no such folder" if not directory.exists() else f"{directory}: not a folder")
+    if labels is not None and not labels.is_file():
+        raise CommandError(f"{labels}: labels file not found" if not labels.exists() else f"{labels}: not a file")
+
+
 def cmd_import_folder(args) -> int:
     from ..data.folder import import_folder
 
+    _check_folder(args.directory, args.labels)
     with _open_for_import(args.project) as project:
         update, close = progress_bar("importing", args.quiet)
         try:
@@ -170,9 +200,16 @@ def cmd_stats(args) -> int:
 
 
 def cmd_synth(args) -> int:
-    from ..data.synth import write_synthetic_dataset
+    from ..data.synth import SynthError, write_synthetic_dataset
 
-    out = write_synthetic_dataset(args.directory, recordings=args.recordings, seed=args.seed, duration=args.duration)
+    try:
+        out = write_synthetic_dataset(
+            args.directory, recordings=args.recordings, seed=args.seed, duration=args.duration, force=args.force
+        )
+    except SynthError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(f"cannot write {exc.filename or args.directory}: {exc.strerror or exc}") from None
     print(f"wrote {args.recordings} synthetic recordings to {out} (import with: rsc import icbhi PROJECT {out})")
     return 0
 
@@ -181,10 +218,11 @@ def cmd_check(args) -> int:
     with Project.open(args.project) as project:
         counts: dict[str, int] = {}
         for rec in project.recordings():
-            status = project.verify_audio(rec, rehash=args.rehash)
-            counts[status] = counts.get(status, 0) + 1
-            if status in ("changed",) or (status == "missing" and rec.get("path")):
-                print(f"{rec['name']}: audio {status} ({project.audio_path(rec)})", file=sys.stderr)
+            verdict = project.examine_audio(rec, rehash=args.rehash)
+            counts[verdict.status] = counts.get(verdict.status, 0) + 1
+            if verdict.status != "ok" and rec.get("path"):
+                where = f"{rec['name']}: audio {verdict.status} ({project.audio_path(rec)})"
+                print(f"{where}: {verdict.reason}", file=sys.stderr)
     print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no recordings")
     return 0
 
@@ -199,13 +237,13 @@ def _recording_id(project: Project, name: str | None) -> int | None:
 
 
 def cmd_labels_export(args) -> int:
-    from ..labelfiles import export_labels
+    from ..labelfiles import LabelError, export_labels
 
     with Project.open(args.project) as project:
         rid = _recording_id(project, args.recording)
         try:
             path = export_labels(project, args.output, args.format, None if rid is None else [rid])
-        except ValueError as exc:
+        except (LabelError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
     print(f"wrote {path}")
     return 0

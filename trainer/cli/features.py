@@ -48,13 +48,19 @@ def cmd_features(args) -> int:
 
     with Project.open(args.project) as project:
         every = project.cycles(split=args.split)
+        # An in-place edit since the last check shows here, so the recording is skipped by name below
+        # instead of stopping the computation half-way.
+        for recording_id in {row["recording_id"] for row in every if row["audio_status"] == "ok"}:
+            project.verify_audio(recording_id)
         usable = project.cycles(split=args.split, with_audio=True)
         where = f" in the {args.split} split" if args.split else ""
         skipped = len(every) - len(usable)
         if skipped:
-            recordings = len({row["recording_id"] for row in every} - {row["recording_id"] for row in usable})
+            left_out = {row["recording_id"] for row in every} - {row["recording_id"] for row in usable}
+            names = sorted(f"{rec['name']} ({rec['audio_status']})" for rec in map(project.recording, left_out))
+            shown = ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
             print(
-                f"skipping {skipped} cycles of {recordings} recordings whose audio is missing or changed "
+                f"skipping {skipped} cycles of {len(left_out)} recordings whose audio is missing or changed: {shown} "
                 f"(see `rsc check {args.project}`)",
                 file=sys.stderr,
             )

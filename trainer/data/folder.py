@@ -8,6 +8,10 @@ listening and annotating.
 
 The patient of a recording is, in order: the CSV's ``patient`` column, the patient number of an
 ICBHI-style file name, the first sub-folder below the imported folder, the file's own name.
+
+A labels CSV that cannot be read refuses the whole import (importing the recordings it labels without
+their labels would lose them silently). A file whose name is not UTF-8, or that would make the same
+recording name as another (``a.wav`` and ``a.flac``), is refused and named; the others go in.
 """
 
 from __future__ import annotations
@@ -17,16 +21,47 @@ from pathlib import Path
 import numpy as np
 
 from ..labelfiles import Interval
+from ..labelfiles.interval import printable
 from ..project import Project
-from .ingest import probe_audio, read_annotation, read_labels_table, skip_bad_cycles, update_existing
+from .ingest import complete_existing, probe_audio, read_annotation, read_labels_table, skip_bad_cycles
 from .names import parse_name
-from .report import ImportReport, ProgressFn
+from .report import ImportRefused, ImportReport, ProgressFn
 
 AUDIO_SUFFIXES = {".wav", ".flac"}
+# macOS writes "._<name>" beside every file it copies to a foreign disk: metadata, not audio.
+APPLE_DOUBLE = "._"
 
 
 def find_audio(directory: Path) -> list[Path]:
     return sorted(p for p in directory.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+
+
+def _usable_files(files: list[Path], directory: Path, project: Project, report: ImportReport) -> list[Path]:
+    """The audio files that can become recordings; the others are named in the report."""
+    usable, names = [], {}
+    own = [path for path in files if project.artifacts in path.parents]
+    if own:  # the demo's recordings, say: already in the project, and not the user's data
+        report.warning(
+            project.artifacts, None, f"{len(own)} audio files inside the project's own artifacts folder; skipped"
+        )
+    for path in (path for path in files if path not in own):
+        if path.name.startswith(APPLE_DOUBLE):
+            report.warning(path, None, "a macOS metadata file (._ prefix), not audio; skipped")
+            continue
+        try:
+            str(path).encode("utf-8")
+        except UnicodeEncodeError:
+            report.refuse(path, None, "the path is not valid UTF-8 (the project stores paths as UTF-8); "
+                                      "rename it and import again")
+            continue
+        name = recording_name(path, directory)
+        if name in names:
+            report.refuse(path, None, f"makes the same recording name {name!r} as {printable(names[name].name)}; "
+                                      "rename one of them and import again")
+            continue
+        names[name] = path
+        usable.append(path)
+    return usable
 
 
 def recording_name(path: Path, directory: Path) -> str:
@@ -93,15 +128,15 @@ def import_folder(
         raise FileNotFoundError(f"{directory}: no such folder")
     report = ImportReport("folder", str(directory))
     with report.recording(project):
+        ImportRefused.unless_storable(directory)
         csv_labels: dict[str, dict] = {}
         if labels_csv is not None:
             labels_csv = Path(labels_csv)
             if not labels_csv.is_file():
                 raise FileNotFoundError(f"{labels_csv}: labels file not found")
-            rows = read_labels_table(labels_csv, report)
-            csv_labels = group_by_file(rows, labels_csv, report) if rows is not None else {}
-        files = find_audio(directory)
-        if not files:
+            csv_labels = group_by_file(read_labels_table(labels_csv, report), labels_csv, report)
+        files = _usable_files(find_audio(directory), directory, project, report)
+        if not files and not report.refused:
             report.error(directory, None, "no .wav or .flac files found")
 
         plans = []
@@ -118,42 +153,49 @@ def import_folder(
             report.error(labels_csv, entry["line"], f"{leftover}: no such audio file under {directory}; its rows skipped")
 
         random_split = patient_split([p for *_, p in plans], seed, test_fraction)
-        with project.transaction():
-            for patient in sorted({p for *_, p in plans}):
-                project.save_patient({"id": patient})
-
         for done, (path, name, parsed, entry, patient) in enumerate(plans, 1):
-            split = (entry or {}).get("split") or random_split[patient]
-            sidecar = path.with_suffix(".txt")
-            fields = {
-                "name": name,
-                "patient_id": patient,
-                "recording_index": parsed.index if parsed else None,
-                "chest_location": parsed.location if parsed else None,
-                "acquisition_mode": parsed.mode if parsed else None,
-                "device": parsed.device if parsed else None,
-                "split": split,
-                "annotation_path": project.store_path(sidecar) if entry is None and sidecar.is_file() else None,
-                "source": "folder",
-            }
-            fields.update(probe_audio(path, report))
-            existing = project.recording_by_name(name)
-            if existing is not None:
-                report.count(update_existing(project, existing, fields, path, report))
-            else:
-                if entry is not None:
-                    cycles, label_file = sorted(entry["cycles"], key=lambda c: c.line), labels_csv
-                elif sidecar.is_file():
-                    cycles, label_file = read_annotation(sidecar, report), sidecar
-                else:
-                    cycles, label_file = [], path
-                    report.count("unlabelled")
-                _, added = project.add_recording(
-                    fields, cycles, audio=path, origin="dataset", author=author, reason=fields["annotation_path"],
-                    on_fault=skip_bad_cycles(report, label_file),
-                )
-                report.count("added")
-                report.count("cycles", len(added))
+            _import_one(project, path, name, parsed, entry, labels_csv, patient, random_split, report, author)
             if progress is not None:
                 progress(done, len(plans))
     return report
+
+
+def _import_one(project, path, name, parsed, entry, labels_csv, patient, random_split, report, author) -> None:
+    split = (entry or {}).get("split") or random_split[patient]
+    sidecar = path.with_suffix(".txt")
+    fields = {
+        "name": name,
+        "patient_id": patient,
+        "recording_index": parsed.index if parsed else None,
+        "chest_location": parsed.location if parsed else None,
+        "acquisition_mode": parsed.mode if parsed else None,
+        "device": parsed.device if parsed else None,
+        "split": split,
+        "annotation_path": project.store_path(sidecar) if entry is None and sidecar.is_file() else None,
+        "source": "folder",
+    }
+    if entry is not None:
+        cycles, label_file = sorted(entry["cycles"], key=lambda c: c.line), labels_csv
+        if sidecar.is_file():
+            report.warning(sidecar, None, f"not read: the labels CSV has rows for {name}, and those are imported")
+    elif sidecar.is_file():
+        cycles, label_file = read_annotation(sidecar, report), sidecar
+        if cycles is None:
+            return  # refused, and said so
+    else:
+        cycles, label_file = [], path
+    fields.update(probe_audio(path, report))
+    existing = project.recording_by_name(name)
+    if existing is not None:
+        report.count(complete_existing(
+            project, existing, fields, path, cycles, label_file, report, author, patient={"id": patient}
+        ))
+        return
+    if not cycles:
+        report.count("unlabelled")
+    _, added = project.add_recording(
+        fields, cycles, audio=path, patient={"id": patient}, origin="dataset", author=author,
+        reason=fields["annotation_path"], on_fault=skip_bad_cycles(report, label_file),
+    )
+    report.count("added")
+    report.count("cycles", len(added))

@@ -9,7 +9,8 @@ from ..vocab import ACQUISITION_MODES, CHEST_LOCATIONS
 
 _NAME = re.compile(
     r"^(?P<patient>\d+)_(?P<index>[0-9A-Za-z]+)"
-    rf"_(?P<location>{'|'.join(CHEST_LOCATIONS)})_(?P<mode>{'|'.join(ACQUISITION_MODES)})_(?P<device>[0-9A-Za-z]+)$"
+    rf"_(?P<location>{'|'.join(CHEST_LOCATIONS)})_(?P<mode>{'|'.join(ACQUISITION_MODES)})_(?P<device>[0-9A-Za-z]+)$",
+    re.ASCII,  # \d would take any script's digits, making patient "١٠١" a different patient from "101"
 )
 
 

@@ -29,6 +29,45 @@ DEVICE_FORMATS = [
 LOCATIONS = list(CHEST_LOCATIONS)
 LABEL_PROBABILITIES = [0.4, 0.25, 0.2, 0.15]  # normal, crackle, wheeze, both
 DIAGNOSES = ["Healthy", "COPD", "URTI", "Pneumonia", "Bronchiectasis"]
+# A recording holds at least one cycle (up to 0.6 s of lead-in, at most 3.6 s of cycle, 0.1 s to spare)
+# and stays a few hundred MB in memory while it is made.
+MIN_DURATION, MAX_DURATION = 5.0, 600.0
+MAX_RECORDINGS = 10_000
+
+
+class SynthError(ValueError):
+    """A synthetic dataset that cannot be written as asked; the message says why."""
+
+
+def check_request(out: Path, recordings: int, duration: float, seed: int, force: bool) -> None:
+    """SynthError unless the numbers make a dataset and ``out`` holds none that would be overwritten."""
+    if not 2 <= recordings <= MAX_RECORDINGS:
+        raise SynthError(f"--recordings {recordings}: need 2 to {MAX_RECORDINGS} (at least one per split)")
+    if not MIN_DURATION <= duration <= MAX_DURATION:
+        raise SynthError(f"--duration {duration:g}: need {MIN_DURATION:g} to {MAX_DURATION:g} seconds per recording")
+    if seed < 0:
+        raise SynthError(f"--seed {seed}: a seed is 0 or more")
+    if out.exists() and not out.is_dir():
+        raise SynthError(f"{out}: exists and is not a folder")
+    if not force and ((out / SPLIT_FILE).exists() or any((out / AUDIO_FOLDER).glob("*.wav"))):
+        raise SynthError(
+            f"{out}: already holds a dataset (its split file or recordings); writing another there would mix the "
+            "two or rewrite its split. Choose an empty folder, or give --force to replace it"
+        )
+
+
+def _remove_previous(out: Path) -> None:
+    """Of a dataset replaced with force, the recordings its split file lists (the rest is overwritten)."""
+    split = out / SPLIT_FILE
+    if not split.is_file():
+        return
+    for line in split.read_text(errors="replace").splitlines():
+        parts = line.split()
+        if len(parts) == 2 and "/" not in parts[0] and not parts[0].startswith("."):
+            for suffix in (".wav", ".txt"):
+                old = out / AUDIO_FOLDER / f"{parts[0]}{suffix}"
+                if old.is_file():
+                    old.unlink()
 
 
 def _bandpass_noise(rng: np.random.Generator, n: int, sr: int, low: float, high: float) -> np.ndarray:
@@ -112,17 +151,20 @@ def synthesize_recording(rng: np.random.Generator, sr: int, duration: float, lab
 
 
 def write_synthetic_dataset(
-    out_dir: str | Path, recordings: int = 40, seed: int = 0, duration: float = 20.0, progress=None
+    out_dir: str | Path, recordings: int = 40, seed: int = 0, duration: float = 20.0, progress=None,
+    force: bool = False,
 ) -> Path:
     """Write an ICBHI-layout synthetic dataset to ``out_dir``; returns ``out_dir``.
 
     Patients have one to three recordings each; the split is by patient (about 60/40), so no patient
     is in both splits. The same seed always writes the same files. ``progress(done, total)`` is
-    called after each recording.
+    called after each recording. A folder that already holds a dataset is refused (SynthError)
+    unless ``force``, which first removes the recordings its split file lists.
     """
-    if recordings < 2:
-        raise ValueError("need at least 2 recordings (one per split)")
     out = Path(out_dir)
+    check_request(out, recordings, duration, seed, force)
+    if force:
+        _remove_previous(out)
     audio_dir = out / AUDIO_FOLDER
     audio_dir.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(seed)

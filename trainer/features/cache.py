@@ -4,6 +4,11 @@ It lives in ``project.artifacts / "features"``: one ``.npy`` and a JSON sidecar 
 cycle set). Its key hashes every setting of the set and ``project.cycle_set_fingerprint`` of the
 cycles (ids in order, boundaries, audio sha256), so an edit to a boundary or a changed audio file gives
 a new key; a relabel does not, as labels are no input.
+
+The key holds the sha256 the project recorded, so before any cache is used every recording's file is
+checked against it (:meth:`Project.examine_audio`: size, modification time and a sampled hash, the
+whole file when its time moved). A file edited in place is marked ``changed`` and refused by name:
+features are never served from, or computed on, audio other than the audio the labels were made on.
 """
 
 from __future__ import annotations
@@ -154,11 +159,9 @@ def ensure_features(
         empty = np.zeros(shape, dtype=np.float32)
         return CachedFeatures(torch.from_numpy(empty), empty, Path(), False, [], fs)
 
-    try:
-        fingerprint = project.cycle_set_fingerprint(ids)
-    except KeyError:  # an id the project does not have: let _fetch_rows name them all
-        _fetch_rows(project, ids)
-        raise
+    rows = _fetch_rows(project, ids)
+    _check_audio(project, dict.fromkeys(rows[cid]["recording_id"] for cid in ids))
+    fingerprint = project.cycle_set_fingerprint(ids)
     key = hashlib.sha256(f"{fs.key()}\n{fingerprint}".encode()).hexdigest()
     folder = cache_dir(project)
     npy = folder / f"{fs.name}-{key[:24]}.npy"
@@ -171,7 +174,6 @@ def ensure_features(
     folder.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(folder)
     started = time.perf_counter()
-    rows = _fetch_rows(project, ids)
     with atomic_path(npy) as tmp:
         with _NpyRowWriter(tmp, shape) as writer:
             _compute_into(project, fs, ids, rows, writer, progress, device, chunk)
@@ -210,6 +212,32 @@ def load_features(
 ) -> torch.Tensor:
     """(N, T, F) float32 features of the cycles, in their order; see :func:`ensure_features`."""
     return ensure_features(project, set_name, cycles, progress=progress, device=device).features
+
+
+def _check_audio(project, recording_ids: Iterable[int]) -> None:
+    """FeatureError naming every recording whose audio is not there with the content the project recorded.
+
+    A recording marked ok is checked again first (cheaply, see the module's docstring); one marked
+    otherwise stays as the project says until ``rsc check`` or a relocation changes it.
+    """
+    unavailable = []
+    for recording_id in recording_ids:
+        rec = project.recording(recording_id)
+        status, reason = rec.get("audio_status") or "missing", None
+        if status == "ok" and rec.get("path"):
+            verdict = project.examine_audio(rec)
+            status, reason = verdict.status, verdict.reason
+        elif status == "ok":
+            status = "missing"
+        if status != "ok":
+            unavailable.append(f"{rec['name']} ({status}: {reason})" if reason else f"{rec['name']} ({status})")
+    if unavailable:
+        more = f" and {len(unavailable) - 8} more" if len(unavailable) > 8 else ""
+        shown = ", ".join(sorted(unavailable)[:8]) + more
+        raise FeatureError(
+            f"no usable audio for {len(unavailable)} recordings: {shown}. Relocate or restore the audio (see "
+            "`rsc check`), or leave those cycles out with project.cycles(with_audio=True)."
+        )
 
 
 def _remove_superseded(folder: Path, set_name: str, ids: list[int], keep: Path) -> None:
@@ -267,15 +295,6 @@ def _compute_into(
     for index, cid in enumerate(ids):
         by_recording.setdefault(rows[cid]["recording_id"], []).append(index)
     recordings = {rid: project.recording(rid) for rid in by_recording}
-    unavailable = [rec for rec in recordings.values() if rec.get("audio_status") != "ok" or not rec.get("path")]
-    if unavailable:
-        names = sorted(f"{rec['name']} ({rec.get('audio_status') or 'missing'})" for rec in unavailable)
-        count = sum(len(by_recording[rec["id"]]) for rec in unavailable)
-        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-        raise FeatureError(
-            f"{count} cycles cannot be featurised: no usable audio for {len(names)} recordings: {shown}. "
-            "Relocate the audio, or leave those cycles out with project.cycles(with_audio=True)."
-        )
 
     total = len(ids)
     done = 0
@@ -306,10 +325,11 @@ def _compute_into(
         path = project.audio_path(rec)
         if path is None or not path.exists():
             raise FeatureError(f"{rec['name']}: audio file not found at {path}")
-        if rec.get("sha256") and file_sha256(path) != rec["sha256"]:
+        if rec.get("sha256") and file_sha256(path) != rec["sha256"]:  # changed since _check_audio
+            project.update_recording(rec["id"], {"audio_status": "changed"})
             raise FeatureError(
                 f"{rec['name']}: {path} no longer has the content the project recorded (sha256 differs); "
-                "verify or relocate the audio before computing features"
+                "marked changed: restore or relocate the audio (see `rsc check`) before computing features"
             )
         wave, sr = read_audio(path)
         spans = [(rows[ids[i]]["start"], rows[ids[i]]["end"]) for i in indices]

@@ -16,7 +16,7 @@ from typing import Sequence
 from ..files import write_text_atomic
 from ..project import Project, ProjectError, same_span, screen
 from .formats import FORMAT_NAMES, check_format, format_labels, read_labels
-from .interval import Interval, LabelError
+from .interval import Interval, LabelError, printable
 
 MODES = ("replace", "merge")
 
@@ -78,8 +78,11 @@ def export_labels(
         cycles += cycles_of(project, rid)
     rec = project.recording(recording_ids[0]) if recording_ids else {}
     text = format_labels(fmt, cycles, file=rec.get("name"), duration=rec.get("duration"))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return write_text_atomic(path, text)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        return write_text_atomic(path, text)
+    except OSError as exc:
+        raise LabelError(path, None, f"cannot write ({exc.strerror or exc})") from None
 
 
 def _names_match(file: str, rec_name: str) -> bool:
@@ -179,17 +182,21 @@ def import_labels(
     path: str | os.PathLike,
     recording_id: int | None = None,
     fmt: str | None = None,
-    mode: str = "replace",
+    mode: str | None = None,
     author: str | None = None,
 ) -> list[LabelImport]:
     """Read a label file and apply it; every recording it touches changes in one transaction, or none does.
 
     ICBHI, Audacity and TextGrid files need ``recording_id``. A CSV's ``file`` column names recordings;
     with ``recording_id`` given, its rows must name that recording (or leave the column empty).
+    ``mode`` None replaces, but refuses a file that holds no cycles, as replacing with it would only
+    delete: pass ``mode="replace"`` to mean exactly that.
     """
     path = Path(path)
     fmt, intervals = read_labels(path, fmt)
-    source = str(path)
+    source = printable(str(path))  # stored in the import log and the history: no bytes that are not UTF-8
+    if mode is None and not intervals:
+        raise LabelError(source, None, _empty_file_refusal(project, recording_id))
     if fmt == "csv":
         groups = _group_csv_rows(project, intervals, recording_id, source)
     else:
@@ -199,5 +206,18 @@ def import_labels(
     results = []
     with project.transaction():
         for rid, items in groups.items():
-            results.append(apply_labels(project, rid, items, mode=mode, source=source, author=author, fmt=fmt))
+            results.append(
+                apply_labels(project, rid, items, mode=mode or "replace", source=source, author=author, fmt=fmt)
+            )
     return results
+
+
+def _empty_file_refusal(project: Project, recording_id: int | None) -> str:
+    if recording_id is None:
+        return "holds no cycles: nothing to import"
+    rec = project.recording(recording_id)
+    live = len(project.cycles(recording_id=recording_id))
+    return (
+        f"holds no cycles: replacing {rec['name']}'s cycles with it would delete all {live} of them; "
+        "ask for replace explicitly (rsc labels import --replace) to do that"
+    )

@@ -27,7 +27,18 @@ def parse_csv(text: str, source=None, on_error: ErrorHandler | None = None, need
     reader = csv.reader(io.StringIO(text))
     header = None
     out = []
-    for row in reader:
+    while True:
+        before = reader.line_num
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:  # a NUL byte, or a field beyond csv's size limit
+            error = LabelError(source, reader.line_num or 1, f"not a CSV row ({exc})")
+            if header is None or reader.line_num == before:
+                raise error from None
+            emit(error, on_error)
+            continue
         number = reader.line_num
         if not row or all(not cell.strip() for cell in row):
             continue
@@ -51,10 +62,20 @@ def _check_header(header: list[str], need_file: bool, source, line: int) -> None
         missing.append("label")
     if missing:
         found = ", ".join(name for name in header if name) or "nothing"
+        hint = next(
+            (f"; its cells are separated by {word}, not commas" for mark, word in ((";", "semicolons"), ("\t", "tabs"))
+             if len(header) == 1 and mark in header[0]),
+            "",
+        )
         raise LabelError(
             source, line,
             f"header lacks {', '.join(missing)} (the header must have {','.join(required)} and label or "
-            f"crackle,wheeze; found: {found})",
+            f"crackle,wheeze; found: {found[:200]}){hint}",  # LabelError escapes what is not printable
+        )
+    repeated = sorted({name for name in header if name and header.count(name) > 1})
+    if repeated:
+        raise LabelError(
+            source, line, f"the header names {', '.join(repeated)} more than once: which one holds the value?"
         )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 from typing import Sequence
 
@@ -32,22 +33,47 @@ def check_format(fmt: str) -> str:
     return key
 
 
+# Label, split and metadata files are small (the largest, a CSV of a whole ICBHI project, is 300 KB):
+# anything far larger is another kind of file, given by mistake, and is refused before it is read.
+TEXT_FILE_LIMIT = 64 << 20
+_BYTE_ORDER_MARKS = (  # longest first: a UTF-32 mark begins like a UTF-16 one
+    (b"\xff\xfe\x00\x00", "utf-32-le", "UTF-32"),
+    (b"\x00\x00\xfe\xff", "utf-32-be", "UTF-32"),
+    (b"\xff\xfe", "utf-16-le", "UTF-16"),
+    (b"\xfe\xff", "utf-16-be", "UTF-16"),
+    (b"\xef\xbb\xbf", "utf-8", "UTF-8"),
+)
+
+
 def read_text(path: str | os.PathLike) -> str:
     """A text file's contents; Praat writes UTF-16 with a byte-order mark, everyone else UTF-8 (or Latin-1).
 
-    The importers read their split, demographics and annotation files through this too.
+    The importers read their split, demographics and annotation files through this too. A file that
+    cannot be read, or whose byte-order mark promises an encoding its bytes do not follow, is a
+    LabelError naming it.
     """
     path = Path(path)
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # a pipe or a device would never end, a folder cannot be read
+            raise LabelError(path, None, "not a regular file" + (" (a folder)" if stat.S_ISDIR(info.st_mode) else ""))
+        size = info.st_size
+        if size > TEXT_FILE_LIMIT:
+            raise LabelError(path, None, f"{size / 2**20:.0f} MiB is far too large for a label or metadata file")
         data = path.read_bytes()
     except FileNotFoundError:
         raise LabelError(path, None, "file not found") from None
     except OSError as exc:
         raise LabelError(path, None, f"cannot read ({exc.strerror or exc})") from None
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    if data.startswith(b"\xef\xbb\xbf"):
-        return data[3:].decode("utf-8")
+    for mark, codec, name in _BYTE_ORDER_MARKS:
+        if data.startswith(mark):
+            try:
+                return data[len(mark):].decode(codec)
+            except UnicodeDecodeError as exc:
+                raise LabelError(
+                    path, None, f"starts with a {name} byte-order mark but byte {exc.start + len(mark)} is not {name} "
+                    "(a truncated or mislabelled file)",
+                ) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
@@ -67,7 +93,7 @@ def detect_format(path: str | os.PathLike, text: str | None = None) -> str:
     if text.lstrip().startswith('File type = "ooTextFile'):
         return "textgrid"
     for raw in text.splitlines():
-        if raw.strip() and not raw.startswith("\\"):
+        if raw.strip() and not raw.startswith(("\\", "#")):  # Audacity's frequency lines, ICBHI comments
             parts = raw.split()
             if len(parts) == 4 and all(p in ("0", "1") for p in parts[2:]):
                 return "icbhi"

@@ -10,10 +10,24 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ..vocab import LABELS, label_of, parse_label
+
+
+def printable(text: str | os.PathLike) -> str:
+    """Text (a path, or a message quoting a file) as one printable line that can also be stored.
+
+    Bytes of a file name that are not UTF-8, which Python keeps as lone surrogates, are written as
+    ``\\xe9``, and control characters and line breaks (a file name may hold them, a hostile file surely
+    does) as their escapes, so a message about a file stays one line.
+    """
+    text = os.fspath(text).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 class LabelError(Exception):
@@ -22,11 +36,11 @@ class LabelError(Exception):
     def __init__(self, file: str | os.PathLike | None, line: int | None, message: str):
         self.file = str(file) if file is not None else None
         self.line = line
-        self.message = message
-        where = self.file or "<labels>"
+        self.message = printable(message)
+        where = printable(self.file) if self.file else "<labels>"
         if line is not None:
             where += f":{line}"
-        super().__init__(f"{where}: {message}")
+        super().__init__(f"{where}: {self.message}")
 
 
 # Receives a bad line's error instead of it being raised; the parser then skips that line.
@@ -72,25 +86,33 @@ def label_at(text: str, source, line) -> tuple[int, int]:
         ) from None
 
 
+# Decimal notation in ASCII only: Python's float() also takes "1_5" (15, where 1.5 was meant), digits of
+# other scripts and "infinity", none of which a label file should turn into a time without a word.
+_DECIMAL = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+
+
+def is_decimal(text: str) -> bool:
+    """Whether ``text`` is a number in plain decimal notation (see :data:`_DECIMAL`)."""
+    return _DECIMAL.fullmatch(text.strip()) is not None
+
+
 def number_at(text: str, what: str, source, line) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise LabelError(source, line, f"{what} {text.strip()!r} is not a number") from None
-    if not math.isfinite(value):
-        raise LabelError(source, line, f"{what} {text.strip()!r} is not a finite number")
-    return value
+    value = text.strip()
+    if not is_decimal(value):
+        hint = " (a decimal comma? write 1.5, not 1,5)" if re.fullmatch(r"[+-]?\d+,\d+", value) else ""
+        raise LabelError(source, line, f"{what} {value[:40]!r} is not a number{hint}")
+    number = float(value)
+    if not math.isfinite(number):
+        raise LabelError(source, line, f"{what} {value[:40]!r} is beyond the range of a number")
+    return number
 
 
 def flag_at(text: str, what: str, source, line) -> int:
     """0 or 1; written as a number ("1", "1.0"), since spreadsheets write flags either way."""
     value = text.strip()
-    try:
-        number = float(value)
-    except ValueError:
-        number = None
+    number = float(value) if is_decimal(value) else None
     if number not in (0.0, 1.0):
-        raise LabelError(source, line, f"{what} must be 0 or 1, not {value!r}")
+        raise LabelError(source, line, f"{what} must be 0 or 1, not {value[:40]!r}")
     return int(number)
 
 

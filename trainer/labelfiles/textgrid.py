@@ -5,6 +5,7 @@ Both the long ("normal") and the short text formats are read; long is written.
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Iterable
 
@@ -63,8 +64,13 @@ def format_textgrid(cycles: Iterable, duration: float | None = None) -> str:
 _NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
 _TOKEN = re.compile(
     r'(?P<string>"(?:[^"]|"")*")|(?P<flag><[a-z]+>)|(?P<skip>\[[^\]]*\]|![^\n]*)'
-    rf"|(?P<number>{_NUMBER})|(?P<other>[^\s\"<\[!]+)|(?P<space>\s+)"
+    rf"|(?P<number>{_NUMBER})|(?P<other>[^\s\"<\[!]+)|(?P<space>\s+)",
+    re.ASCII,  # digits of other scripts are no number here, as in the other formats
 )
+
+
+# The bare words of the long format (xmin, intervals:, tiers?, =), which carry no value.
+_WORD = re.compile(r"[A-Za-z][A-Za-z?]*:?|=|:")
 
 
 def _tokens(text: str, source) -> list[tuple[str, object, int]]:
@@ -81,16 +87,19 @@ def _tokens(text: str, source) -> list[tuple[str, object, int]]:
         value = match.group()
         if kind == "string":
             tokens.append(("string", value[1:-1].replace('""', '"'), line))
-        elif kind == "number":
-            tokens.append(("number", float(value), line))
+        elif kind == "number" or (kind == "other" and re.fullmatch(_NUMBER, value, re.ASCII)):
+            number = float(value)
+            if not math.isfinite(number):
+                raise LabelError(source, line, f"{value[:40]} is beyond the range of a number")
+            tokens.append(("number", number, line))
         elif kind == "flag":
             tokens.append(("flag", value, line))
-        elif kind == "other" and re.fullmatch(_NUMBER, value):
-            tokens.append(("number", float(value), line))
         elif kind == "other":
             if words and words[-1] == "=" and value != "=":
                 name = words[-2] if len(words) > 1 else "value"
                 raise LabelError(source, line, f"{name} = {value!r} is neither a number nor quoted text")
+            if not _WORD.fullmatch(value):  # "1,5" would read as 1 and a dropped ",5"
+                raise LabelError(source, line, f"unexpected text {value[:20]!r}")
             words = (words + [value])[-2:]
         if kind in ("string", "number", "flag"):
             words = []
@@ -104,10 +113,23 @@ def parse_textgrid(
 ) -> list[Interval]:
     """Cycles from the IntervalTier named ``tier`` (or the only/first IntervalTier); empty intervals are gaps.
 
-    Only an interval's unknown label goes to ``on_error``; a file whose structure is broken always raises.
+    Only an interval's unknown label goes to ``on_error``; a file whose structure is broken always raises,
+    as does one with values left over after the tiers its sizes announce.
     """
     tokens = _tokens(text, source)
     pos = 0
+
+    def take_count(what: str, values_each: int) -> int:
+        """A tier or interval count: a whole number, and no more than the values left in the file can hold."""
+        count, line = take("number", what)
+        if count < 0 or count != int(count):
+            raise LabelError(source, line, f"{what} is {count:g}: it must be a whole number, 0 or more")
+        left = len(tokens) - pos
+        if count * values_each > left:
+            raise LabelError(
+                source, line, f"{what} is {count:g}, but only {left} values follow (a truncated file, or a wrong count)"
+            )
+        return int(count)
 
     def take(kind: str, what: str):
         nonlocal pos
@@ -122,25 +144,26 @@ def parse_textgrid(
 
     file_type, line = take("string", 'File type = "ooTextFile"')
     if file_type not in ("ooTextFile", "ooTextFile short"):
-        raise LabelError(source, line, f'not a Praat text file (File type is "{file_type}")')
+        raise LabelError(source, line, f"not a Praat text file (File type is {file_type[:40]!r})")
     object_class, line = take("string", 'Object class = "TextGrid"')
     if object_class != "TextGrid":
-        raise LabelError(source, line, f'not a TextGrid (Object class is "{object_class}")')
+        raise LabelError(source, line, f"not a TextGrid (Object class is {object_class[:40]!r})")
     take("number", "xmin")
     take("number", "xmax")
     flag, line = take("flag", "tiers? <exists>")
     if flag != "<exists>":
         raise LabelError(source, line, "the TextGrid has no tiers")
-    count, _ = take("number", "the number of tiers")
+    count = take_count("the number of tiers", 5)
     tiers: list[tuple[str, str, list[Interval]]] = []
-    for _ in range(int(count)):
+    for _ in range(count):
         tier_class, class_line = take("string", "a tier class")
         name, _ = take("string", "a tier name")
         take("number", "tier xmin")
         take("number", "tier xmax")
-        n, _ = take("number", "the number of intervals")
+        n = take_count("the number of intervals" if tier_class == "IntervalTier" else "the number of points",
+                       3 if tier_class == "IntervalTier" else 2)
         items = []
-        for _ in range(int(n)):
+        for _ in range(n):
             if tier_class == "IntervalTier":
                 start, item_line = take("number", "interval xmin")
                 end, _ = take("number", "interval xmax")
@@ -159,6 +182,10 @@ def parse_textgrid(
             else:
                 raise LabelError(source, class_line, f"unknown tier class {tier_class!r}")
         tiers.append((tier_class, name, items))
+    if pos < len(tokens):  # a hand-edited file whose size says fewer than it holds: the rest would be lost
+        raise LabelError(
+            source, tokens[pos][2], f"{len(tokens) - pos} values after the last tier: does a size = say too few?"
+        )
     interval_tiers = [t for t in tiers if t[0] == "IntervalTier"]
     if not interval_tiers:
         raise LabelError(source, None, "the TextGrid has no IntervalTier")

@@ -8,7 +8,9 @@ two decimals (1,378 of the times in the ICBHI annotation files have two), so a w
 may end up to 10 ms past its audio, overlap a neighbour by up to 10 ms, and a merged span within
 10 ms of a live one relabels it. The shortest ICBHI cycle lasts 0.2 s, so no real overlap hides
 inside that margin. A start is never allowed below 0 (rounding cannot make a time negative), nor an
-end at or before its start (the schema refuses it).
+end at or before its start (the schema refuses it), nor a time that is not a finite number of seconds
+within :data:`MAX_TIME` (a day): such a time is a typo or a unit mix-up, and where the audio is not
+there yet to say how long it is, nothing else would catch it.
 
 The importers, label-file import and every edit ask :func:`screen` or :func:`span_fault`. Label
 import and edits say what is wrong with :attr:`Fault.message`; the importers put it in their
@@ -22,6 +24,7 @@ append-only ``cycle_edits`` table (triggers refuse updates and deletes there).
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Protocol, TypeVar
 
@@ -29,6 +32,7 @@ from ..vocab import ORIGINS, flags_of, label_of
 from .store import ProjectError, default_author, now
 
 CYCLE_TOLERANCE = 0.01
+MAX_TIME = 24 * 3600.0
 # What a cycle's history row records of it, before and after each edit.
 CYCLE_STATE = ("start", "end", "crackle", "wheeze", "label", "deleted")
 
@@ -43,7 +47,7 @@ S = TypeVar("S", bound=Span)
 
 @dataclass(frozen=True)
 class Fault:
-    """Why a cycle breaks the rule: ``order``, ``before_start``, ``past_end`` or ``overlap``."""
+    """Why a cycle breaks the rule: ``range``, ``order``, ``before_start``, ``past_end`` or ``overlap``."""
 
     kind: str
     start: float
@@ -54,6 +58,9 @@ class Fault:
 
     @property
     def message(self) -> str:
+        if self.kind == "range":
+            bad = self.start if not _in_range(self.start) else self.end
+            return f"time {bad:g} s is not a finite time within a recording (0 to {MAX_TIME:g} s)"
         if self.kind == "order":
             return f"start {self.start:g} s is not before end {self.end:g} s: a cycle must end after it starts"
         if self.kind == "before_start":
@@ -77,8 +84,14 @@ def same_span(start: float, end: float, other_start: float, other_end: float) ->
     return abs(start - other_start) <= CYCLE_TOLERANCE and abs(end - other_end) <= CYCLE_TOLERANCE
 
 
+def _in_range(value: float) -> bool:
+    return math.isfinite(value) and abs(value) <= MAX_TIME
+
+
 def span_fault(start: float, end: float, duration: float | None = None) -> Fault | None:
-    """What is wrong with a span on its own (order, before the start, past the end), or None."""
+    """What is wrong with a span on its own (range, order, before the start, past the end), or None."""
+    if not (_in_range(start) and _in_range(end)):
+        return Fault("range", start, end)
     if not end > start:
         return Fault("order", start, end)
     if start < 0:
@@ -88,13 +101,25 @@ def span_fault(start: float, end: float, duration: float | None = None) -> Fault
     return None
 
 
-def screen(cycles: Iterable[S], duration: float | None) -> Iterator[tuple[S, Fault | None]]:
+@dataclass(frozen=True)
+class LiveSpan:
+    """A cycle already in the project, as :func:`screen` meets it: its span and how to name it."""
+
+    start: float
+    end: float
+    name: str
+
+
+def screen(
+    cycles: Iterable[S], duration: float | None, accepted: Iterable[Span] = ()
+) -> Iterator[tuple[S, Fault | None]]:
     """Each cycle with its fault or None, in the given (file) order.
 
-    A cycle is checked against the audio and against the earlier cycles that passed, so of two that
-    overlap the later one is at fault. Cycles with a ``line`` attribute are named by it.
+    A cycle is checked against the audio, against ``accepted`` (cycles already in the project) and
+    against the earlier cycles that passed, so of two that overlap the later one is at fault. Cycles
+    with a ``line`` attribute are named by it, those with a ``name`` by that.
     """
-    accepted: list[S] = []
+    accepted = list(accepted)
     for cycle in cycles:
         fault = span_fault(cycle.start, cycle.end, duration)
         if fault is None:
@@ -105,7 +130,7 @@ def screen(cycles: Iterable[S], duration: float | None) -> Iterator[tuple[S, Fau
                 line = getattr(clash, "line", None)
                 fault = Fault(
                     "overlap", cycle.start, cycle.end, other=(clash.start, clash.end),
-                    other_name=f"line {line}" if line else None,
+                    other_name=f"line {line}" if line else getattr(clash, "name", None),
                 )
         yield cycle, fault
 
@@ -151,6 +176,14 @@ class Cycles:
             + " ORDER BY r.name, c.start, c.id"
         )
         return self.query(sql, params)
+
+    def has_user_edits(self, recording_id: int) -> bool:
+        """Whether anyone or anything but a dataset import has touched the recording's cycles."""
+        return self.db.execute(
+            "SELECT 1 FROM cycles WHERE recording_id = ? "
+            "AND (edited = 1 OR deleted = 1 OR origin != 'dataset') LIMIT 1",
+            [recording_id],
+        ).fetchone() is not None
 
     def cycle_history(self, cycle_id: int | None = None, recording_id: int | None = None) -> list[dict]:
         if cycle_id is not None:
