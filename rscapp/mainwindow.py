@@ -319,6 +319,9 @@ class MainWindow(QMainWindow):
 
     def _import_failed(self, directory, exc, tb) -> None:
         self._refresh_after_import()
+        if isinstance(exc, ProjectError):  # a refusal the core explains (file and line): no traceback
+            dialogs.show_error(self, f"Import of {directory} refused.\n{exc}")
+            return
         dialogs.show_exception(self, exc, f"Import of {directory} stopped.", tb)
 
     # -- listening ----------------------------------------------------------------------------------

@@ -409,3 +409,21 @@ def test_qt_calls_keep_none_and_true_referenced(qtbot):
         emitter.ping.emit()
     assert sys.getrefcount(None) >= none_before - 50
     assert sys.getrefcount(True) >= true_before - 50
+
+
+def test_an_import_the_core_refuses_shows_its_message_without_a_traceback(make_window, qtbot, tmp_path, synth_dir, errors):
+    source = tmp_path / "mine"
+    source.mkdir()
+    wav = sorted((synth_dir / "ICBHI_final_database").glob("*.wav"))[0]
+    shutil.copy(wav, source / "a.wav")
+    labels = source / "labels.csv"
+    labels.write_text("file;start;end;label\na.wav;0.5;2.0;normal\n")  # semicolons: no usable header
+    window = make_window()
+    assert window.new_project(tmp_path / "mine.rsc")
+    task = window.import_dataset("folder", source, labels_csv=labels, show_progress=False)
+    with qtbot.waitSignal(task.signals.done, timeout=60000):
+        pass
+    qtbot.waitUntil(lambda: bool(errors), timeout=5000)
+    message, details = errors[0]
+    assert "refused" in message and "labels.csv" in message and details is None
+    assert window.project.query("SELECT count(*) AS n FROM recordings")[0]["n"] == 0

@@ -215,15 +215,16 @@ def cmd_synth(args) -> int:
 
 
 def cmd_check(args) -> int:
+    from ..project.queries import check_audio
+
     with Project.open(args.project) as project:
-        counts: dict[str, int] = {}
-        for rec in project.recordings():
-            verdict = project.examine_audio(rec, rehash=args.rehash)
-            counts[verdict.status] = counts.get(verdict.status, 0) + 1
-            if verdict.status != "ok" and rec.get("path"):
-                where = f"{rec['name']}: audio {verdict.status} ({project.audio_path(rec)})"
-                print(f"{where}: {verdict.reason}", file=sys.stderr)
-    print(", ".join(f"{n} {status}" for status, n in sorted(counts.items())) or "no recordings")
+        check = check_audio(project, rehash=args.rehash)
+        for name, status, path, reason in check.problems:
+            # Recordings imported without audio (path None) are the normal state of a partial
+            # dataset; only files that were there and are now gone or changed are worth a line.
+            if path is not None:
+                print(f"{name}: audio {status} ({path}): {reason}", file=sys.stderr)
+    print(check.summary())
     return 0
 
 

@@ -189,23 +189,24 @@ class AudioCheck:
     """Recordings per audio status after a check, and the recordings whose audio is not usable."""
 
     counts: dict[str, int] = field(default_factory=dict)
-    problems: list[tuple[str, str, Path | None]] = field(default_factory=list)  # name, status, path
+    # name, status, path, why: for every recording whose audio is not ok
+    problems: list[tuple[str, str, Path | None, str | None]] = field(default_factory=list)
 
     def summary(self) -> str:
         return ", ".join(f"{n} {status}" for status, n in sorted(self.counts.items())) or "no recordings"
 
 
 def check_audio(project: Project, rehash: bool = False, progress: Callable | None = None) -> AudioCheck:
-    """``Project.verify_audio`` on every recording (storing each status); ``progress(done, total, name)``."""
+    """``Project.examine_audio`` on every recording (storing each status); ``progress(done, total, name)``."""
     result = AudioCheck()
     recordings = project.recordings()
     for done, rec in enumerate(recordings):
         if progress is not None:
             progress(done, len(recordings), rec["name"])
-        status = project.verify_audio(rec, rehash=rehash)
-        result.counts[status] = result.counts.get(status, 0) + 1
-        if status != "ok":
-            result.problems.append((rec["name"], status, project.audio_path(rec)))
+        verdict = project.examine_audio(rec, rehash=rehash)
+        result.counts[verdict.status] = result.counts.get(verdict.status, 0) + 1
+        if verdict.status != "ok":
+            result.problems.append((rec["name"], verdict.status, project.audio_path(rec), verdict.reason))
     return result
 
 
