@@ -32,7 +32,7 @@ def test_a_project_file_made_by_schema_1_moves_its_live_progress_out_of_the_fina
     path = tmp_path / "old.rsc"
     shutil.copy(V1_PROJECT, path)
     with Project.open(path) as project:
-        assert project.schema_version == SCHEMA_VERSION == 2
+        assert project.schema_version == SCHEMA_VERSION  # every migration ran, the progress one included
         by_status = {r.status: r for r in runs.list_runs(project)}
         assert sorted(by_status) == ["cancelled", "done", "queued", "running"]
         done, running = by_status["done"], by_status["running"]
@@ -42,7 +42,7 @@ def test_a_project_file_made_by_schema_1_moves_its_live_progress_out_of_the_fina
         assert len(runs.run_cycle_ids(project, done.id)) > 0
         assert project.db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     with Project.open(path) as project:  # a second open migrates nothing again
-        assert project.schema_version == 2
+        assert project.schema_version == SCHEMA_VERSION
 
 
 def test_a_migration_that_fails_halfway_leaves_the_old_file_untouched(tmp_path):
@@ -162,3 +162,55 @@ def test_runs_are_listed_by_group_prefix_and_status(project):
     assert [r.id for r in runs.list_runs(project, group_prefix="sweep_")] == ["a"]
     assert {r.id for r in runs.list_runs(project, status="queued")} == {"a", "b", "c"}
     assert runs.group_names(project) == ["other", "sweepXk1", "sweep_k1"]
+
+
+def test_removing_a_run_deletes_its_rows_and_its_checkpoint_folder_and_nothing_else(project):
+    _insert(project, "gone", seed=1)
+    _insert(project, "kept", seed=2)
+    cycle_id = _one_cycle(project)
+    for run_id in ("gone", "kept"):
+        runs.record_epoch(project, run_id, 1, {"epoch": 1})
+        runs.store_logits(project, run_id, [cycle_id], [[0.1, 0.2, 0.3, 0.4]])
+        folder = runs.run_folder(project, run_id)
+        folder.mkdir(parents=True)
+        (folder / "state.safetensors").write_bytes(b"weights")
+    runs.remove_run(project, "gone")
+    assert not runs.run_exists(project, "gone") and runs.run_epochs(project, "gone") == []
+    assert runs.run_cycle_ids(project, "gone") == [] and not runs.run_folder(project, "gone").exists()
+    assert [e["epoch"] for e in runs.run_epochs(project, "kept")] == [1]
+    assert runs.run_cycle_ids(project, "kept") == [cycle_id]
+    assert (runs.run_folder(project, "kept") / "state.safetensors").read_bytes() == b"weights"
+
+
+def test_a_run_being_trained_by_a_live_process_cannot_be_removed_but_an_orphaned_one_can(project):
+    _insert(project, "live", seed=1)
+    runs.claim(project, "live")  # claimed by this very process, which is alive
+    with pytest.raises(runs.RunError, match="being trained by process"):
+        runs.remove_run(project, "live")
+    assert runs.run_exists(project, "live")
+    project.db.execute("UPDATE runs SET progress = ? WHERE id = 'live'", [json.dumps({"pid": 2**22 + 12345})])
+    runs.remove_run(project, "live")
+    assert not runs.run_exists(project, "live")
+
+
+def test_a_run_id_that_would_lead_outside_the_runs_folder_is_refused(project):
+    outside = project.artifacts / "precious.txt"
+    outside.parent.mkdir(parents=True, exist_ok=True)
+    outside.write_text("keep me")
+    for bad in ("..", "../precious.txt", "a/b"):
+        with pytest.raises(runs.RunError, match="cannot name a checkpoint folder"):
+            runs.remove_run(project, bad)
+    assert outside.read_text() == "keep me"
+    with pytest.raises(runs.RunError, match="no run 'nope'"):
+        runs.remove_run(project, "nope")
+
+
+def _one_cycle(project) -> int:
+    """A cycle to hang outputs on (outputs reference cycles)."""
+    _, (cycle_id,) = project.add_recording({"name": "rec", "duration": 10.0}, [_Cycle(0.5, 2.0)])
+    return cycle_id
+
+
+class _Cycle:
+    def __init__(self, start, end, crackle=0, wheeze=0, line=None):
+        self.start, self.end, self.crackle, self.wheeze, self.line = start, end, crackle, wheeze, line

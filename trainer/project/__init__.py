@@ -3,7 +3,8 @@
 :class:`Project` is built from rooms, each owning its tables: ``store`` (the connection, transactions,
 migrations and paths), ``recordings`` (patients, recordings and their audio), ``cycles`` (the cycle
 rule and every cycle edit, with its history) and ``imports`` (the import log). ``schema`` holds the
-tables and the migrations that bring an older file up to date.
+tables and the migrations that bring an older file up to date; ``filecheck`` tells a project from any
+other file and puts SQLite's refusals of the file (damaged, read-only, locked, disk full) in words.
 """
 
 from __future__ import annotations
@@ -13,14 +14,17 @@ from typing import Any, Iterable
 
 from ..vocab import AUDIO_STATUSES, LABELS, SPLITS
 from .cycles import CYCLE_TOLERANCE, Cycles, Fault, ends_past, overlaps, same_span, screen, span_fault
+from .errors import ProjectError, ProjectFileError
+from .filecheck import file_fault
 from .imports import ImportLog
 from .recordings import FaultHandler, Recordings, file_sha256
-from .schema import SCHEMA_VERSION
-from .store import ProjectError, ProjectFile, default_author, now
+from .schema import APPLICATION_ID, SCHEMA_VERSION
+from .store import ProjectFile, busy_timeout_s, default_author, now
 
 __all__ = [
-    "CYCLE_TOLERANCE", "SCHEMA_VERSION", "Fault", "FaultHandler", "Project", "ProjectError",
-    "default_author", "ends_past", "file_sha256", "now", "overlaps", "same_span", "screen", "span_fault",
+    "APPLICATION_ID", "CYCLE_TOLERANCE", "SCHEMA_VERSION", "Fault", "FaultHandler", "Project", "ProjectError",
+    "ProjectFileError", "busy_timeout_s", "default_author", "ends_past", "file_fault", "file_sha256", "now",
+    "overlaps", "same_span", "screen", "span_fault",
 ]
 
 

@@ -1,6 +1,9 @@
 """The project file's schema, and the forward migrations that bring an older file up to it.
 
 Migration ``n`` takes a file from version ``n`` to ``n + 1``; each runs in one transaction.
+
+A project is told apart from any other SQLite file by SQLite's ``application_id`` (:data:`APPLICATION_ID`)
+and the ``schema_version`` row in ``meta``; files made before version 3 carry only the second.
 """
 
 from __future__ import annotations
@@ -9,7 +12,14 @@ import sqlite3
 
 import sqlite_utils
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# The bytes "RSCs" read as a big-endian integer, as SQLite stores it at offset 68 of the file's header.
+APPLICATION_ID = int.from_bytes(b"RSCs", "big")
+# Tables every project has had since version 1: how a file made before the application id is recognised.
+V1_TABLES = frozenset({
+    "meta", "patients", "recordings", "cycles", "cycle_edits", "imports", "import_messages", "runs",
+    "run_epochs", "outputs", "classifications",
+})
 
 
 def _execute_script(db: sqlite_utils.Database, script: str) -> None:
@@ -130,5 +140,24 @@ def _runs_progress_column(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_schema_v1, _runs_progress_column]
+def _identity_and_owners(db: sqlite_utils.Database) -> None:
+    """Version 3: the file says it is a project, an import row says which process runs it, and a
+    recording keeps what a cheap check for an in-place edit of its audio needs.
+
+    ``application_id`` is written to the file's header inside the caller's transaction. ``mtime_ns`` and
+    ``sample_hash`` stay NULL for existing recordings until their audio is next checked.
+    """
+    _execute_script(
+        db,
+        f"""
+        PRAGMA application_id = {APPLICATION_ID};
+        ALTER TABLE imports ADD COLUMN pid INTEGER;
+        ALTER TABLE imports ADD COLUMN host TEXT;
+        ALTER TABLE recordings ADD COLUMN mtime_ns INTEGER;
+        ALTER TABLE recordings ADD COLUMN sample_hash TEXT;
+        """
+    )
+
+
+MIGRATIONS = [_schema_v1, _runs_progress_column, _identity_and_owners]
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -3,6 +3,12 @@
 The GUI and a worker process open the same file at once, so the database runs in WAL mode with a
 busy timeout, and every write goes through :meth:`ProjectFile.transaction` (``BEGIN IMMEDIATE``): a
 crash or a ``kill -9`` never leaves half a recording or half a run behind.
+
+Opening checks the file before changing anything (:mod:`.filecheck`): that it is a project, that its
+schema is not newer than this program's, and SQLite's ``quick_check``. A write that SQLite refuses
+because the file is read-only, locked for longer than the busy timeout (``RSC_BUSY_TIMEOUT_S``, 30 s
+by default) or on a full disk is rolled back and raised as one :class:`ProjectFileError` that names
+the file and says what to do.
 """
 
 from __future__ import annotations
@@ -10,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import getpass
+import math
 import os
 import sqlite3
 from pathlib import Path
@@ -17,13 +24,17 @@ from typing import Any, Iterable, Iterator
 
 import sqlite_utils
 
-from .schema import MIGRATIONS, SCHEMA_VERSION
+from .errors import ProjectError, ProjectFileError
+from .filecheck import file_fault, identify, quick_check, sqlite_uri
+from .schema import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, V1_TABLES
+
+__all__ = ["ProjectError", "ProjectFile", "ProjectFileError", "busy_timeout_s", "default_author", "now"]
 
 ARTIFACTS_SUFFIX = ".d"
-
-
-class ProjectError(Exception):
-    """A project file that cannot be opened, or an edit the project refuses."""
+BUSY_TIMEOUT_ENV = "RSC_BUSY_TIMEOUT_S"
+DEFAULT_BUSY_TIMEOUT_S = 30.0
+# The files SQLite may keep beside a project: removed with a project whose creation failed.
+SQLITE_SIDE_FILES = ("-wal", "-shm", "-journal")
 
 
 def now() -> str:
@@ -37,51 +48,148 @@ def default_author() -> str:
         return "unknown"
 
 
+def busy_timeout_s() -> float:
+    """How long a write waits for another process's write lock: ``RSC_BUSY_TIMEOUT_S``, else 30 s."""
+    text = os.environ.get(BUSY_TIMEOUT_ENV, "").strip()
+    if not text:
+        return DEFAULT_BUSY_TIMEOUT_S
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (0 <= seconds < math.inf):
+        raise ProjectError(f"{BUSY_TIMEOUT_ENV}={text!r}: expected a number of seconds, 0 or more")
+    return seconds
+
+
 class ProjectFile:
     """The connection and what every room of :class:`~trainer.project.Project` builds on."""
 
-    def __init__(self, path: str | os.PathLike, *, _create: bool = False):
-        self.path = Path(path).resolve()
-        if not _create and not self.path.exists():
-            raise ProjectError(f"{self.path}: no such project file (make one with `rsc new {path}`)")
-        if _create and self.path.exists():
-            raise ProjectError(f"{self.path}: already exists; open it instead of creating it")
-        if not _create:
-            with open(self.path, "rb") as handle:
-                head = handle.read(16)
-            if not head:
-                raise ProjectError(f"{self.path}: empty file, not an RSC Studio project")
-            if head != b"SQLite format 3\x00":
-                raise ProjectError(f"{self.path}: not an RSC Studio project (not an SQLite file)")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(self.path), timeout=30.0, isolation_level=None, check_same_thread=False)
-        self.db = sqlite_utils.Database(conn)
-        conn.execute("PRAGMA busy_timeout = 30000")
+    def __init__(self, path: str | os.PathLike, *, _create: bool = False, busy_timeout: float | None = None):
+        # realpath, not Path.resolve: a loop of symbolic links must reach identify() to be named as one.
+        self.path = Path(os.path.realpath(path))
+        self.busy_timeout = busy_timeout_s() if busy_timeout is None else float(busy_timeout)
+        if _create:
+            self._claim_new_file()
+        else:
+            identify(self.path)
         try:
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        except sqlite3.DatabaseError as exc:
-            conn.close()
-            raise ProjectError(f"{self.path}: not a readable project file ({exc})") from exc
+            # mode=rw: never create a file here, even if this one vanished since it was checked.
+            conn = sqlite3.connect(
+                sqlite_uri(self.path, "rw"), uri=True, timeout=self.busy_timeout,
+                isolation_level=None, check_same_thread=False,
+            )
+        except sqlite3.Error as exc:
+            self._abandon(None, _create)
+            raise self._opening_error(exc) from exc
+        self.db = sqlite_utils.Database(conn)
+        self._depth = 0
+        try:
+            self._prepare(conn, _create)
+            self._migrate()
+            self._make_artifacts()
+        except BaseException as exc:
+            self._abandon(conn, _create)
+            if isinstance(exc, sqlite3.Error):
+                raise self._opening_error(exc) from exc
+            raise
+
+    def _prepare(self, conn: sqlite3.Connection, create: bool) -> None:
+        """Everything before the first write: checks of an existing file, then WAL mode."""
+        if create:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")  # in the header before the WAL exists
+        else:
+            quick_check(conn, self.path)
+            self._check_schema()
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if mode.lower() != "wal":
-            raise ProjectError(f"{self.path}: could not switch to WAL mode (got {mode})")
+            raise ProjectFileError(f"{self.path}: could not switch to WAL mode (got {mode})")
         conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        self._depth = 0
-        self._migrate()
-        self.artifacts.mkdir(exist_ok=True)
+
+    def _check_schema(self) -> None:
+        """A version this program knows, and the tables that version has (a file edited by another tool may not)."""
+        version = self.schema_version
+        if version > SCHEMA_VERSION:
+            raise ProjectFileError(
+                f"{self.path}: made by a newer RSC Studio (schema {version}, this one knows {SCHEMA_VERSION}); "
+                "open it with that version"
+            )
+        # No version and no tables is a `rsc new` cut short: the migrations finish it.
+        tables = set(self.db.table_names())
+        missing = sorted(V1_TABLES - tables) if version else []
+        if missing or (not version and tables):
+            what = f"its {', '.join(missing)} table(s) are missing" if missing else "its tables have no schema version"
+            raise ProjectFileError(
+                f"{self.path}: not a usable RSC Studio project ({what}; was it edited by another tool?)"
+            )
+
+    def _claim_new_file(self) -> None:
+        """Create the empty file exclusively, so two `rsc new` at once cannot both think they made it."""
+        parents = (self.path.parent, *self.path.parent.parents)
+        self._made_folders = [folder for folder in parents if not folder.exists()]  # deepest first
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            raise ProjectFileError(f"{self.path}: already exists; open it instead of creating it") from None
+        except OSError as exc:
+            self._remove_made_folders()
+            raise ProjectFileError(f"cannot create {self.path}: {exc.strerror} (is its folder writable?)") from None
+
+    def _make_artifacts(self) -> None:
+        try:
+            self.artifacts.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise ProjectFileError(
+                f"{self.path}: cannot make its artifacts folder {self.artifacts} ({exc.strerror})"
+            ) from None
+
+    def _abandon(self, conn: sqlite3.Connection | None, created: bool) -> None:
+        """Close after a failed open; a project that failed to be created leaves no file behind."""
+        if conn is not None:
+            conn.close()
+        if not created:
+            return
+        for suffix in ("", *SQLITE_SIDE_FILES):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(f"{self.path}{suffix}")
+        self._remove_made_folders()
+
+    def _remove_made_folders(self) -> None:
+        for folder in self._made_folders:
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+
+    def _opening_error(self, exc: sqlite3.Error) -> ProjectFileError:
+        return file_fault(exc, self.path, self.busy_timeout) or ProjectFileError(
+            f"{self.path}: not a readable project file ({exc})"
+        )
+
+    @contextlib.contextmanager
+    def file_faults(self) -> Iterator[None]:
+        """SQLite's refusals of the file itself (read-only, locked, full, damaged) as ProjectFileError."""
+        try:
+            yield
+        except sqlite3.Error as exc:
+            mapped = file_fault(exc, self.path, self.busy_timeout)
+            if mapped is None:
+                raise
+            raise mapped from exc
 
     # -- lifecycle ---------------------------------------------------------------------------
     @classmethod
-    def create(cls, path: str | os.PathLike):
-        return cls(path, _create=True)
+    def create(cls, path: str | os.PathLike, *, busy_timeout: float | None = None):
+        return cls(path, _create=True, busy_timeout=busy_timeout)
 
     @classmethod
-    def open(cls, path: str | os.PathLike):
-        return cls(path)
+    def open(cls, path: str | os.PathLike, *, busy_timeout: float | None = None):
+        """Open an existing project; ``busy_timeout`` (seconds) overrides ``RSC_BUSY_TIMEOUT_S``."""
+        return cls(path, busy_timeout=busy_timeout)
 
     @classmethod
-    def open_or_create(cls, path: str | os.PathLike):
-        return cls(path, _create=not Path(path).exists())
+    def open_or_create(cls, path: str | os.PathLike, *, busy_timeout: float | None = None):
+        return cls(path, _create=not os.path.lexists(path), busy_timeout=busy_timeout)
 
     @staticmethod
     def artifacts_of(project_path: str | os.PathLike) -> Path:
@@ -108,7 +216,11 @@ class ProjectFile:
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[sqlite_utils.Database]:
-        """One atomic write. Nested calls join the outer transaction."""
+        """One atomic write. Nested calls join the outer transaction.
+
+        The outermost call rolls back on any exception, and raises SQLite's refusals of the file itself
+        as :class:`ProjectFileError` (so an importer's handler for a bad row does not swallow them).
+        """
         conn = self.db.conn
         if self._depth:
             self._depth += 1
@@ -117,39 +229,52 @@ class ProjectFile:
             finally:
                 self._depth -= 1
             return
-        conn.execute("BEGIN IMMEDIATE")
         self._depth = 1
         try:
-            yield self.db
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        else:
-            conn.execute("COMMIT")
+            with self.file_faults():
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self.db
+                    conn.execute("COMMIT")
+                except BaseException:
+                    self._rollback()
+                    raise
         finally:
             self._depth = 0
 
+    def _rollback(self) -> None:
+        # SQLite has already rolled back after some errors (a full disk); a second ROLLBACK would
+        # fail and hide the error that matters.
+        if self.db.conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.conn.execute("ROLLBACK")
+
     def _migrate(self) -> None:
-        version = self.schema_version
-        if version > SCHEMA_VERSION:
-            raise ProjectError(
-                f"{self.path}: made by a newer RSC Studio (schema {version}, this one knows {SCHEMA_VERSION})"
-            )
-        for target in range(version, SCHEMA_VERSION):
+        for target in range(self.schema_version, SCHEMA_VERSION):
             with self.transaction():
+                if self.schema_version > target:  # another process (the app, a worker) got the lock first
+                    continue
                 MIGRATIONS[target](self.db)
                 self.db.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('schema_version', ?)", [str(target + 1)]
                 )
                 if target == 0:
                     self.db.execute("INSERT OR REPLACE INTO meta(key, value) VALUES ('created_at', ?)", [now()])
+        if self.db.execute("PRAGMA application_id").fetchone()[0] != APPLICATION_ID:
+            with self.transaction():  # a current file rebuilt by `sqlite3 .recover`, which drops the id
+                self.db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     @property
     def schema_version(self) -> int:
         if "meta" not in self.db.table_names():
             return 0
         row = self.db.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return int(row[0]) if row else 0
+        if row is None:
+            return 0
+        try:
+            return int(row[0])
+        except (TypeError, ValueError):
+            raise ProjectFileError(f"{self.path}: not a readable project file (schema version {row[0]!r})") from None
 
     # -- paths ------------------------------------------------------------------------------
     def store_path(self, path: str | os.PathLike) -> str:
