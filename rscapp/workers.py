@@ -46,11 +46,16 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from trainer.interrupts import Cancelled as _CoreCancelled
+
 log = logging.getLogger(__name__)
 
 
-class Cancelled(Exception):
-    """Raised inside a task (by its progress callback) once the user asked to cancel it."""
+class Cancelled(_CoreCancelled):
+    """Raised inside a task (by its progress callback) once the user asked to cancel it.
+
+    A subclass of the core's, so that an import records a cancel as cancelled, not failed.
+    """
 
 
 class TaskSignals(QObject):

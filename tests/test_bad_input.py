@@ -306,3 +306,19 @@ def test_patients_are_written_with_their_recordings(dataset, tmp_path, monkeypat
     monkeypatch.setattr(Project, "add_recording", real)
     import_icbhi(project, dataset)
     assert [p["id"] for p in project.query("SELECT id FROM patients ORDER BY id")] == ["101", "102"]
+
+
+@pytest.mark.parametrize("stop, status", [("cancel", "cancelled"), ("crash", "failed")])
+def test_an_import_stopped_by_its_user_reads_cancelled_and_one_stopped_by_an_error_reads_failed(
+    tmp_path, synth_dir, stop, status
+):
+    from trainer.data.icbhi import import_icbhi
+    from trainer.interrupts import Cancelled
+
+    def progress(*_):
+        raise Cancelled("stop, please") if stop == "cancel" else RuntimeError("the disk went away")
+
+    with Project.create(tmp_path / "p.rsc") as project:
+        with pytest.raises((Cancelled, RuntimeError)):
+            import_icbhi(project, synth_dir, progress=progress)
+        assert project.query("SELECT status FROM imports")[0]["status"] == status

@@ -34,3 +34,15 @@ def test_an_os_error_on_a_named_file_is_one_line(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(Project, "stats", refused)
     assert rsc(["stats", str(path)]) == 2
     assert capsys.readouterr().err.strip() == "rsc stats: /nowhere/out.csv: Permission denied"
+
+
+def test_an_import_into_a_dangling_link_is_refused_and_creates_nothing_through_it(tmp_path, synth_dir, capsys):
+    from trainer.cli import main
+
+    target = tmp_path / "elsewhere" / "p.rsc"
+    target.parent.mkdir()
+    link = tmp_path / "p.rsc"
+    link.symlink_to(target)
+    code = main(["import", "icbhi", str(link), str(synth_dir), "--quiet"])
+    assert code == 2
+    assert not target.exists() and "p.rsc" in capsys.readouterr().err

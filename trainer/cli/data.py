@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -108,7 +109,8 @@ def progress_bar(description: str, quiet: bool = False):
 
 
 def _open_for_import(path: Path) -> Project:
-    if path.exists():
+    # lexists: a dangling link or a link loop is refused by opening it, never created through.
+    if os.path.lexists(path):
         return Project.open(path)
     print(f"created {path}", file=sys.stderr)
     return Project.create(path)

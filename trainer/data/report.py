@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from ..interrupts import CANCELS
 from ..labelfiles.interval import printable
 from ..project import Project, ProjectError
 
@@ -108,7 +109,7 @@ class ImportReport:
     @contextlib.contextmanager
     def recording(self, project: Project):
         """Record the import in the project: 'running' while inside, then 'done'; 'failed' when refused
-        (:class:`ImportRefused`), 'cancelled' on any other exception."""
+        (:class:`ImportRefused`) or stopped by an error, 'cancelled' when its user stopped it."""
         self.begin(project)
         try:
             yield self
@@ -116,8 +117,11 @@ class ImportReport:
             self.error(refusal.file, refusal.line, refusal.message)
             self._finish_after_error(project, "failed")
             raise
-        except BaseException:
+        except CANCELS:
             self._finish_after_error(project, "cancelled")
+            raise
+        except BaseException:
+            self._finish_after_error(project, "failed")
             raise
         self.finish(project, "done")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..files import write_text_atomic
-from ..project import Project, ProjectError, same_span, screen
+from ..project import Project, ProjectError, ProjectFileError, same_span, screen
 from .formats import FORMAT_NAMES, check_format, format_labels, read_labels
 from .interval import Interval, LabelError, printable
 
@@ -131,6 +131,8 @@ def apply_labels(
                     recording_id, item.start, item.end, item.crackle, item.wheeze,
                     origin="user", author=author, source_line=item.line, action="import",
                 )
+            except ProjectFileError:
+                raise  # the file refused the write (full, read-only): not a fault of this line
             except ProjectError as exc:
                 raise LabelError(source, item.line, str(exc)) from None
             result.added.append(cycle_id)
