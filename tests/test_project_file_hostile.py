@@ -18,6 +18,8 @@ from typing import Callable
 import numpy as np
 import pytest
 
+from trainer.project.schema import SCHEMA_VERSION
+
 from trainer.cli import main as rsc
 from trainer.project import APPLICATION_ID, Project
 
@@ -92,6 +94,24 @@ def _header_field(offset: int, value: bytes) -> Callable[[bytes], bytes]:
     return lambda base: base[:offset] + value + base[offset + len(value):]
 
 
+def _flip_kind_of_nth_filled_page(index: int) -> Callable[[bytes], bytes]:
+    """Flip leaf/interior on the index-th b-tree page that holds cells.
+
+    Chosen from the file itself, so a schema change that moves tables between pages keeps the case
+    meaningful (an empty page made "interior" is the one flip quick_check cannot see).
+    """
+    def damage(base: bytes) -> bytes:
+        filled = []
+        for number in range(2, len(base) // PAGE + 1):
+            start = (number - 1) * PAGE
+            kind, cells = base[start], int.from_bytes(base[start + 3:start + 5], "big")
+            if kind in (0x02, 0x05, 0x0A, 0x0D) and cells > 0:
+                filled.append(start)
+        start = filled[index % len(filled)]
+        return base[:start] + bytes([base[start] ^ 0x08]) + base[start + 1:]
+    return damage
+
+
 def _random(size: int, prefix: bytes = b"") -> Callable[[bytes], bytes]:
     return lambda base: prefix + np.random.default_rng(size).bytes(size)
 
@@ -162,9 +182,8 @@ def _cases() -> list[Case]:
     cases.append(Case("page-1-zeroed", _file(_overwrite(1, "zeros")), "not an SQLite file"))
     # One byte: the page's kind. (An empty index's page made "interior" passes quick_check, and is
     # reported as damaged only when a query reaches it; see test_project_file_faults.)
-    for page in (6, 12, 24, 30, 36):
-        cases.append(Case(f"page-{page}-kind-flipped", _file(lambda b, n=page: _header_field((n - 1) * PAGE, bytes([b[(n - 1) * PAGE] ^ 0x08]))(b)),
-                          "is damaged"))
+    for index in (1, 4, 9, 15, 22):
+        cases.append(Case(f"filled-page-{index}-kind-flipped", _file(_flip_kind_of_nth_filled_page(index)), "is damaged"))
     # Header fields no SQLite file has.
     for name, offset, value in [("page-size-3", 16, b"\x00\x03"), ("page-size-0", 16, b"\x00\x00"),
                                 ("write-version-9", 18, b"\x09"), ("read-version-9", 19, b"\x09"),
@@ -188,7 +207,7 @@ def _cases() -> list[Case]:
              "its cycle_edits, cycles table(s) are missing"),
     ]
     # Our tables, but a schema this version does not know.
-    for value in ("4", "99", "2147483648"):
+    for value in (str(SCHEMA_VERSION + 1), "99", "2147483648"):
         cases.append(Case(f"newer-schema-{value}", _edited(f"UPDATE meta SET value = '{value}' WHERE key = 'schema_version'"), "newer RSC Studio"))
     cases.append(Case("newer-schema-without-id", _edited("PRAGMA application_id = 0", "UPDATE meta SET value = '999' WHERE key = 'schema_version'"), "newer RSC Studio"))
     cases.append(Case("schema-version-text", _edited("UPDATE meta SET value = 'three' WHERE key = 'schema_version'"), "schema version 'three'"))
