@@ -26,6 +26,7 @@ from . import dialogs
 from .background import create_demo, remove_project, run_import
 from .library import LibraryView
 from .listen import ListenView
+from .train import TrainView
 from .model import ProjectModel
 from .recent import RecentProjects
 from .statusbar import StatusCounts, StatusRuns
@@ -65,10 +66,12 @@ class MainWindow(QMainWindow):
 
         self.library = LibraryView(self.model)
         self.listen = ListenView(self.model, self)
+        self.train = TrainView(self.model)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.library, "Library")
         self.tabs.addTab(self.listen, "Listen")
+        self.tabs.addTab(self.train, "Train")
         self.setCentralWidget(self.tabs)
 
         self.status_counts = StatusCounts(self.model)
@@ -155,6 +158,7 @@ class MainWindow(QMainWindow):
         self.library.openRequested.connect(self.open_in_listen)
         self.library.statusMessage.connect(self.show_message)
         self.listen.statusMessage.connect(self.show_message)
+        self.train.statusMessage.connect(self.show_message)
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
@@ -381,6 +385,9 @@ class MainWindow(QMainWindow):
         dialogs.AboutDialog(self).exec()
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.train.confirm_close(self):  # a job running: stop it, leave it running, or stay
+            event.ignore()
+            return
         self.save_settings()
         cancel_all(wait=10.0)
         self._close_current()

@@ -95,45 +95,20 @@ def _summary(results: list[dict]) -> None:
 
 
 # -- commands ------------------------------------------------------------------------------------
-def _model_args(items: list[str]) -> dict:
-    """KEY=VALUE pairs; a value is JSON where it parses, a comma list of numbers, or else text."""
-    import json
+def _choices(args):
+    """The training options as the choices trainer.jobs.specs turns into jobs (the app's dialogs make the same)."""
+    from ..jobs.specs import TrainChoices
 
-    out = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise CommandError(f"--model-arg {item!r}: expected KEY=VALUE")
-        try:
-            value = json.loads(text)
-        except ValueError:
-            parts = text.split(",")
-            try:
-                value = [json.loads(p) for p in parts] if len(parts) > 1 else text
-            except ValueError:
-                value = text
-        out[key.strip().replace("-", "_")] = value
-    return out
-
-
-def _spec_from_args(args, seed: int, targets: dict | None = None):
-    from ..train import TrainSpec
-
-    return TrainSpec(model_args=_model_args(args.model_arg),
-        arch=args.arch, seed=seed, group=args.group, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
-        weight_decay=args.weight_decay, scheduler=args.scheduler, device=args.device, amp=args.amp,
+    return TrainChoices(
+        arch=args.arch, seeds=args.seeds, group=args.group, epochs=args.epochs, batch_size=args.batch_size,
+        lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler, device=args.device, amp=args.amp,
         pretrained=args.pretrained, select=args.select, val_fraction=args.val_fraction,
-        spec_augment=args.spec_augment, targets=targets or {"kind": "hard"},
+        spec_augment=args.spec_augment, model_args=list(args.model_arg),
     )
 
 
-def _parse_seeds(text: str) -> list[int]:
-    from ..train import parse_seeds
-
-    try:
-        return parse_seeds(text)
-    except ValueError as exc:
-        raise CommandError(str(exc)) from None
+def _spec_from_args(args, seed: int, targets: dict | None = None):  # `rsc sweep` takes its settings from here
+    return _choices(args).spec(seed, targets)
 
 
 def _open(path: Path) -> Project:
@@ -143,14 +118,11 @@ def _open(path: Path) -> Project:
 def _run_specs(args, specs) -> int:
     from .. import runs
     from ..jobs import submit
+    from ..jobs.specs import check_specs
     from ..train import RunStopped, TrainError, create_run, run_training
 
     with _open(args.project) as project:
-        try:
-            for spec in specs:
-                spec.resolved()  # every seed's settings are checked before the first run starts
-        except TrainError as exc:
-            raise CommandError(str(exc)) from None
+        check_specs(specs)  # every seed's settings are checked before the first run starts
         if args.queue:
             for spec in specs:
                 run_id = submit(project, spec)
@@ -189,32 +161,23 @@ def _run_specs(args, specs) -> int:
 
 
 def cmd_train(args) -> int:
-    seeds = _parse_seeds(args.seeds)
-    return _run_specs(args, [_spec_from_args(args, seed) for seed in seeds])
+    from ..jobs.specs import teacher_specs
+
+    return _run_specs(args, teacher_specs(_choices(args)))
 
 
 def cmd_distill(args) -> int:
-    from ..distill import DistillError, select_teachers, selection_for_mode
+    from ..jobs.specs import DistillChoices, student_jobs
 
-    seeds = _parse_seeds(args.seeds)
+    choices = _choices(args)
+    choices.seed_list()  # bad seeds are reported before the project is opened
+    distill = DistillChoices(teachers=args.teachers, mode=args.mode, k=args.k, temperature=args.temperature,
+                             hard_weight=args.hard_weight, noise_var=args.noise_var)
     with _open(args.project) as project:
-        try:
-            if args.mode == "noise-const":
-                teachers = []  # labels plus noise: no teacher is read
-            else:
-                teachers = select_teachers(project, args.teachers, args.k, selection_for_mode(args.mode))
-        except DistillError as exc:
-            raise CommandError(str(exc)) from None
-    if teachers:
-        print(f"teachers ({len(teachers)}, {selection_for_mode(args.mode)}): {', '.join(teachers)}")
-    if args.group is None:
-        args.group = f"{args.arch}-{args.mode}-k{len(teachers)}-from-{args.teachers}"
-    targets = {
-        "kind": "soft", "teachers": teachers, "teacher_group": args.teachers, "mode": args.mode,
-        "k": len(teachers), "temperature": args.temperature, "hard_weight": args.hard_weight,
-        "noise_var": args.noise_var,
-    }
-    return _run_specs(args, [_spec_from_args(args, seed, targets) for seed in seeds])
+        jobs = student_jobs(project, choices, distill)
+    if jobs.teachers:
+        print(f"teachers ({len(jobs.teachers)}, {jobs.selection}): {', '.join(jobs.teachers)}")
+    return _run_specs(args, jobs.specs)
 
 
 def cmd_resume(args) -> int:

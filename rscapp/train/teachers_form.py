@@ -1,0 +1,112 @@
+"""Where a student's soft labels come from: the teacher group, the target mode, k, temperature and the
+weight of the hard labels (the options ``rsc distill`` and ``rsc sweep`` share)."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+
+from trainer.jobs.specs import DistillChoices
+from trainer.runs import Run
+
+MODE_LABELS = {
+    "mean": "mean of the teachers' probabilities",
+    "random": "one random teacher per cycle and epoch",
+    "curated": "mean of the k best teachers",
+    "single": "one teacher",
+    "noise-const": "hard labels plus constant noise (no teacher)",
+    "noise-teacher-var": "hard labels plus noise of the teachers' spread",
+    "raw-logits": "mean of the teachers' raw logits",
+}
+
+
+def finished_groups(all_runs: Sequence[Run]) -> dict[str, int]:
+    """Groups with finished runs and how many each has: teacher groups first, then student groups (any
+    of them can teach: students make second-generation teachers)."""
+    counts: dict[str, int] = {}
+    students: set[str] = set()
+    for run in all_runs:
+        if run.finished:
+            counts[run.group] = counts.get(run.group, 0) + 1
+            if run.kind == "student":
+                students.add(run.group)
+    return dict(sorted(counts.items(), key=lambda item: (item[0] in students, item[0])))
+
+
+def _double(low: float, high: float, value: float, step: float, decimals: int = 2) -> QDoubleSpinBox:
+    spin = QDoubleSpinBox()
+    spin.setRange(low, high)
+    spin.setDecimals(decimals)
+    spin.setSingleStep(step)
+    spin.setValue(value)
+    return spin
+
+
+class TeachersForm(QWidget):
+    changed = Signal()
+
+    def __init__(self, all_runs: Sequence[Run], with_k: bool = True, parent=None):
+        super().__init__(parent)
+        self.counts = finished_groups(all_runs)
+        self.group = QComboBox()
+        for name, n in self.counts.items():
+            self.group.addItem(f"{name}  ({n} finished)", name)
+        self.mode = QComboBox()
+        for mode, label in MODE_LABELS.items():
+            self.mode.addItem(f"{mode}: {label}", mode)
+        self.k = QSpinBox()
+        self.k.setSpecialValueText("all finished")
+        self.temperature = _double(0.05, 50.0, 1.0, 0.5)
+        self.temperature.setToolTip("Softmax temperature of the soft labels (1: none)")
+        self.hard_weight = _double(0.0, 1.0, 0.0, 0.1)
+        self.hard_weight.setToolTip("Weight of the hard-label loss beside the soft one (0: soft labels only)")
+        self.noise_var = _double(0.0, 10.0, 0.1, 0.05, 3)
+        self.noise_var.setToolTip("Noise variance of mode noise-const")
+        form = QFormLayout(self)
+        form.setContentsMargins(0, 0, 0, 0)
+        form.addRow("Teacher group", self.group)
+        form.addRow("Mode", self.mode)
+        if with_k:
+            form.addRow("Teachers (k)", self.k)
+        form.addRow("Temperature", self.temperature)
+        form.addRow("Hard-label weight", self.hard_weight)
+        form.addRow("Noise variance", self.noise_var)
+        self.group.currentIndexChanged.connect(self._update)
+        self.mode.currentIndexChanged.connect(self._update)
+        self.k.valueChanged.connect(lambda _: self.changed.emit())
+        self._update()
+
+    def teachers_group(self) -> str:
+        return self.group.currentData() or ""
+
+    def set_group(self, name: str) -> None:
+        self.group.setCurrentIndex(max(0, self.group.findData(name)))
+
+    def set_mode(self, mode: str) -> None:
+        self.mode.setCurrentIndex(self.mode.findData(mode))
+
+    def _update(self) -> None:
+        mode = self.mode.currentData()
+        self.k.setRange(0, max(0, self.counts.get(self.teachers_group(), 0)))
+        self.k.setEnabled(mode not in ("single", "noise-const"))
+        self.noise_var.setEnabled(mode == "noise-const")
+        self.changed.emit()
+
+    def effective_k(self) -> int:
+        """How many teachers the choices take (for the default group name)."""
+        mode = self.mode.currentData()
+        if mode == "noise-const":
+            return 0
+        if mode == "single":
+            return 1
+        return self.k.value() or self.counts.get(self.teachers_group(), 0)
+
+    def choices(self) -> DistillChoices:
+        mode = self.mode.currentData()
+        k = None if mode == "single" or not self.k.value() else self.k.value()
+        return DistillChoices(
+            teachers=self.teachers_group(), mode=mode, k=k, temperature=self.temperature.value(),
+            hard_weight=self.hard_weight.value(), noise_var=self.noise_var.value(),
+        )

@@ -1,0 +1,168 @@
+"""Job specifications from a user's choices: the one place that turns what someone chose (the options of
+``rsc train``, ``rsc distill`` and ``rsc sweep``, or the fields of the app's dialogs, which are the same
+choices) into :class:`~trainer.train.TrainSpec` lists, so that a job made in the app and one made in a
+terminal are the same job.
+
+    choices = TrainChoices(arch="cnn6", seeds="1-5", epochs=50)
+    specs = teacher_specs(choices)                                   # rsc train
+    jobs = student_jobs(project, choices, DistillChoices("cnn6"))    # rsc distill: teachers picked here
+    plan = sweep_plan(project, choices, DistillChoices("cnn6"), ks="0,1,3")  # rsc sweep
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from typing import Sequence
+
+from ..distill import DistillError, select_teachers, selection_for_mode
+from ..project import Project, ProjectError
+from ..results import SweepError, SweepPlan, plan_sweep
+from ..train import TrainError, TrainSpec, parse_seeds
+
+
+class SpecError(ProjectError):
+    """Choices that make no job (bad seeds, a bad model setting, unknown teachers); one line says why."""
+
+
+@dataclass
+class TrainChoices:
+    """The settings of a training job as a user gives them; None: the model family's default."""
+
+    arch: str
+    seeds: str | Sequence[int] = "1"  # "1-5", "1,3,5", or the numbers
+    group: str | None = None  # the group (a sweep: the prefix of its per-k groups)
+    epochs: int | None = None
+    batch_size: int | None = None
+    lr: float | None = None
+    weight_decay: float | None = None
+    scheduler: str | None = None
+    device: str = "auto"
+    amp: bool | None = None
+    pretrained: str | None = None
+    select: str = "last"
+    val_fraction: float = 0.2
+    spec_augment: bool | None = None
+    model_args: Sequence[str] = field(default_factory=list)  # KEY=VALUE items, as `--model-arg` takes them
+
+    def seed_list(self) -> list[int]:
+        if not isinstance(self.seeds, str):
+            return [int(seed) for seed in self.seeds]
+        try:
+            return parse_seeds(self.seeds)
+        except ValueError as exc:
+            raise SpecError(str(exc)) from None
+
+    def spec(self, seed: int, targets: dict | None = None) -> TrainSpec:
+        return TrainSpec(model_args=parse_model_args(self.model_args),
+            arch=self.arch, seed=seed, group=self.group, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
+            weight_decay=self.weight_decay, scheduler=self.scheduler, device=self.device, amp=self.amp,
+            pretrained=self.pretrained, select=self.select, val_fraction=self.val_fraction,
+            spec_augment=self.spec_augment, targets=targets or {"kind": "hard"},
+        )
+
+    def settings(self) -> dict:
+        """The TrainSpec fields these choices set apart from what a sweep decides (arch, seed, group, targets)."""
+        settings = self.spec(seed=1).to_dict()
+        for key in ("arch", "seed", "group", "targets"):
+            settings.pop(key, None)
+        return settings
+
+
+@dataclass
+class DistillChoices:
+    """Where a student's soft labels come from."""
+
+    teachers: str  # the group of finished teacher runs
+    mode: str = "mean"
+    k: int | None = None  # None: every finished run of the group
+    temperature: float = 1.0
+    hard_weight: float = 0.0
+    noise_var: float = 0.1
+
+
+@dataclass
+class StudentJobs:
+    teachers: list[str]  # run ids, in the order the targets use them
+    selection: str  # first, curated or single
+    group: str
+    specs: list[TrainSpec]
+
+
+def parse_model_args(items: Sequence[str], option: str = "--model-arg") -> dict:
+    """KEY=VALUE pairs; a value is JSON where it parses, a comma list of numbers, or else text."""
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise SpecError(f"{option} {item!r}: expected KEY=VALUE")
+        try:
+            value = json.loads(text)
+        except ValueError:
+            parts = text.split(",")
+            try:
+                value = [json.loads(p) for p in parts] if len(parts) > 1 else text
+            except ValueError:
+                value = text
+        out[key.strip().replace("-", "_")] = value
+    return out
+
+
+def check_specs(specs: Sequence[TrainSpec]) -> None:
+    """Every spec's settings checked before the first job is stored or started."""
+    try:
+        for spec in specs:
+            spec.resolved()
+    except TrainError as exc:
+        raise SpecError(str(exc)) from None
+
+
+def teacher_specs(choices: TrainChoices) -> list[TrainSpec]:
+    """One hard-label run per seed (``rsc train``)."""
+    return [choices.spec(seed) for seed in choices.seed_list()]
+
+
+def default_student_group(arch: str, mode: str, k: int, teachers_group: str) -> str:
+    return f"{arch}-{mode}-k{k}-from-{teachers_group}"
+
+
+def student_jobs(project: Project, choices: TrainChoices, distill: DistillChoices) -> StudentJobs:
+    """One soft-label run per seed from the chosen teachers of a group (``rsc distill``).
+
+    The teachers are chosen now (the first k by seed, the k best for ``curated``, one for ``single``)
+    and named in every spec, so a teacher finished later never changes what a queued student learns from.
+    """
+    seeds = choices.seed_list()
+    selection = selection_for_mode(distill.mode)
+    try:
+        if distill.mode == "noise-const":
+            teachers = []  # labels plus noise: no teacher is read
+        else:
+            teachers = select_teachers(project, distill.teachers, distill.k, selection)
+    except DistillError as exc:
+        raise SpecError(str(exc)) from None
+    group = choices.group or default_student_group(choices.arch, distill.mode, len(teachers), distill.teachers)
+    named = dataclasses.replace(choices, group=group)
+    targets = {
+        "kind": "soft", "teachers": teachers, "teacher_group": distill.teachers, "mode": distill.mode,
+        "k": len(teachers), "temperature": distill.temperature, "hard_weight": distill.hard_weight,
+        "noise_var": distill.noise_var,
+    }
+    return StudentJobs(teachers, selection, group, [named.spec(seed, targets) for seed in seeds])
+
+
+def sweep_plan(project: Project, choices: TrainChoices, distill: DistillChoices,
+               ks: str | Sequence[int]) -> SweepPlan:
+    """The teacher-count study's runs (``rsc sweep``), every run's settings checked; ``choices.group`` is
+    the prefix of its groups. Runs that already exist are found, not planned again."""
+    try:
+        plan = plan_sweep(
+            project, distill.teachers, choices.arch, ks, choices.seed_list(), distill.mode, prefix=choices.group,
+            temperature=distill.temperature, hard_weight=distill.hard_weight, noise_var=distill.noise_var,
+            **choices.settings(),
+        )
+    except SweepError as exc:
+        raise SpecError(str(exc)) from None
+    check_specs(plan.specs)
+    return plan
