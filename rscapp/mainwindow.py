@@ -20,11 +20,11 @@ from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QMainWindow, QMenu, QTabWidget, QToolButton
 
 from trainer.project import Project, ProjectError
-from trainer.project.queries import recording_count
 
 from . import dialogs
 from .background import create_demo, remove_project, run_import
 from .library import LibraryView
+from .compare import CompareView
 from .listen import ListenView
 from .train import TrainView
 from .model import ProjectModel
@@ -67,11 +67,13 @@ class MainWindow(QMainWindow):
         self.library = LibraryView(self.model)
         self.listen = ListenView(self.model, self)
         self.train = TrainView(self.model)
+        self.compare = CompareView(self.model)
         self.tabs = QTabWidget()
         self.tabs.setDocumentMode(True)
         self.tabs.addTab(self.library, "Library")
         self.tabs.addTab(self.listen, "Listen")
         self.tabs.addTab(self.train, "Train")
+        self.tabs.addTab(self.compare, "Compare")
         self.setCentralWidget(self.tabs)
 
         self.status_counts = StatusCounts(self.model)
@@ -118,6 +120,8 @@ class MainWindow(QMainWindow):
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.act_library = self._action("&Library", lambda: self.tabs.setCurrentWidget(self.library), "Ctrl+1")
         self.act_listen = self._action("Li&sten", lambda: self.tabs.setCurrentWidget(self.listen), "Ctrl+2")
+        self.act_train = self._action("&Train", lambda: self.tabs.setCurrentWidget(self.train), "Ctrl+3")
+        self.act_compare = self._action("&Compare", lambda: self.tabs.setCurrentWidget(self.compare), "Ctrl+4")
         self.act_clear_filters = self._action("&Clear library filters", self.library.clear_filters)
         self.act_about = self._action("&About RSC Studio", self.show_about)
         stack = self.listen.undo_stack()
@@ -147,6 +151,8 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         view.addAction(self.act_library)
         view.addAction(self.act_listen)
+        view.addAction(self.act_train)
+        view.addAction(self.act_compare)
         view.addSeparator()
         view.addAction(self.act_clear_filters)
         tools = bar.addMenu("&Tools")
@@ -159,6 +165,8 @@ class MainWindow(QMainWindow):
         self.library.statusMessage.connect(self.show_message)
         self.listen.statusMessage.connect(self.show_message)
         self.train.statusMessage.connect(self.show_message)
+        self.compare.statusMessage.connect(self.show_message)
+        self.compare.openCycle.connect(self.open_in_listen)
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
@@ -187,13 +195,6 @@ class MainWindow(QMainWindow):
         except (sqlite3.DatabaseError, OSError, UnicodeDecodeError, ValueError) as exc:
             self._open_failed(path, f"{path}: not a readable RSC Studio project ({exc})",
                               "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)))
-            return False
-        try:
-            # A damaged file can pass the header check and fail only on the first real query.
-            recording_count(project)
-        except sqlite3.DatabaseError as exc:
-            project.close()
-            self._open_failed(path, f"{path}: the project file is damaged ({exc})")
             return False
         self._close_current()
         self._set_project(project)
