@@ -1,4 +1,8 @@
-"""Commands that run on recordings: segment (candidate breathing cycles from the signal)."""
+"""Commands that run on recordings: segment (candidate breathing cycles), export (a run to ONNX) and classify.
+
+``classify`` with an exported model imports no torch (the classify-only edition); a run or a group of
+runs (``PROJECT:RUN``, ``PROJECT:group:NAME``) is loaded through trainer.train, torch and all.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +20,9 @@ from ..project import Project, ProjectError
 from . import CommandError
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
+# trainer.infer.classify's DEFAULT_THRESHOLD, written out so that building the parser imports no features
+# (a test keeps the two equal).
+DEFAULT_THRESHOLD = 0.6
 
 
 def register(sub) -> None:
@@ -38,6 +45,8 @@ def register(sub) -> None:
     p.add_argument("--author", help="who the history records for --write (default: the user name)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_segment)
+    register_export(sub)
+    register_classify(sub)
 
 
 def is_project_file(path: Path) -> bool:
@@ -154,3 +163,169 @@ def _evaluate(project: Project, args, settings: SegmentSettings) -> int:
     else:
         print(format_evaluation(totals))
     return 1 if skipped.count else 0
+
+
+def register_export(sub) -> None:
+    p = sub.add_parser(
+        "export", help="export a finished run to ONNX with its model card",
+        description="Write the run's final model as an ONNX file (features in, logits out; the feature set's "
+        "normalisation inside) and OUT's .card.json beside it: classes, cycle preparation, feature settings, "
+        "training spec, scores, teachers, sha256. `rsc classify OUT AUDIO` then needs no torch.",
+    )
+    p.add_argument("project", type=Path, help="project file")
+    p.add_argument("run", help="run id (see `rsc runs`)")
+    p.add_argument("out", type=Path, help="the ONNX file to write (name ending in .onnx)")
+    p.add_argument("--int8", action="store_true",
+                   help="also write OUT with .int8.onnx: dynamic int8 quantisation, with its speed and Score "
+                   "on the project's test split against the float model")
+    p.add_argument("--json", action="store_true", help="print the card (and the int8 comparison) as JSON")
+    p.set_defaults(func=cmd_export)
+
+
+def cmd_export(args) -> int:
+    from ..infer.export import ExportError, compare_on_test, export_run, quantize_int8
+    from ..train import TrainError, code_version, load_run_model
+
+    with Project.open(args.project) as project:
+        try:
+            card = export_run(project, args.run, load_run_model(project, args.run), args.out, code_version())
+        except (ExportError, TrainError) as exc:
+            raise CommandError(str(exc)) from None
+        files = [args.out]
+        if args.int8:
+            files.append(args.out.with_suffix(".int8.onnx"))
+            quantize_int8(args.out, files[1])
+            comparison = compare_on_test(project, files)
+    if args.json:
+        print(json.dumps({"card": card, "int8": comparison if args.int8 else None}, indent=2))
+        return 0
+    for path in files:
+        print(f"wrote {path} ({path.stat().st_size / 1024:.0f} kB) and {path.with_suffix('.card.json').name}")
+    if args.int8:
+        base = comparison[0]
+        for row in comparison:
+            print(f"{Path(row['file']).name}: {row['ms_per_cycle']:.2f} ms per cycle (model only), Score "
+                  f"{row['score']:.2f} (Sp {row['sp']:.2f}, Se {row['se']:.2f}) on {row['n']} test cycles"
+                  + (f"; {row['score'] - base['score']:+.2f} Score, {base['ms_per_cycle'] / row['ms_per_cycle']:.2f}x "
+                     "the float model's speed" if row is not base else ""))
+    return 0
+
+
+def register_classify(sub) -> None:
+    p = sub.add_parser(
+        "classify", help="classify the breathing cycles of audio files with a model",
+        description="Per-cycle class probabilities. MODEL: an exported .onnx (its .card.json beside it; no torch "
+        "needed), PROJECT:RUN, or PROJECT:group:NAME (an ensemble: the mean of its finished runs' logits). "
+        "Cycles come from a label file beside the audio (name.txt, name.TextGrid, name.csv) or --labels, "
+        "otherwise from segmentation. Exit status 1 when a file had to be skipped.",
+    )
+    p.add_argument("model", metavar="MODEL", help="model.onnx, PROJECT:RUN or PROJECT:group:NAME")
+    p.add_argument("audio", type=Path, nargs="+", metavar="AUDIO", help="audio files")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--json", action="store_true", help="machine-readable output")
+    out.add_argument("--csv", action="store_true", help="one CSV row per cycle")
+    p.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help="top probability below which a cycle is 'uncertain' (default %(default)g)")
+    p.add_argument("--segment", choices=METHODS, default="auto", help="segmentation where there are no labels")
+    labels = p.add_mutually_exclusive_group()
+    labels.add_argument("--labels", type=Path, help="label file with the cycles (one AUDIO only)")
+    labels.add_argument("--no-labels", action="store_true", help="segment even where a label file is beside the audio")
+    p.add_argument("--project", type=Path, help="store the results in this project's classifications table")
+    p.add_argument("--threads", type=int, help="onnxruntime threads (default: one per core)")
+    p.set_defaults(func=cmd_classify)
+
+
+def load_classifier(spec: str, threads: int | None = None):
+    """The model a MODEL argument names: an ONNX file, PROJECT:RUN, or PROJECT:group:NAME."""
+    from ..infer.classify import OnnxModel
+
+    path = Path(spec)
+    if path.is_file():
+        return OnnxModel(path, threads)
+    if path.is_dir():
+        raise CommandError(f"{spec} is a folder: give model.onnx, PROJECT:RUN or PROJECT:group:NAME")
+    if ":" not in spec:
+        raise CommandError(f"{spec}: no such model file (give model.onnx, PROJECT:RUN or PROJECT:group:NAME)")
+    run_id = group = None
+    if ":group:" in spec:
+        project_path, group = spec.rsplit(":group:", 1)
+    else:
+        project_path, run_id = spec.rsplit(":", 1)
+    if not Path(project_path).is_file() or not is_project_file(Path(project_path)):
+        raise CommandError(f"{project_path}: no such project file")
+    return _torch_models(Path(project_path), run_id, group)
+
+
+def _torch_models(project_path: Path, run_id: str | None, group: str | None):
+    from ..infer.classify import TorchModels
+    from ..runs import DONE, list_runs
+    from ..train import load_run_model
+    from ..vocab import LABELS
+
+    with Project.open(project_path) as project:
+        if group is not None:
+            ids = [r.id for r in list_runs(project, group=group, status=DONE)]
+            if not ids:
+                raise CommandError(f"{project_path.name}: group {group!r} has no finished run")
+            identity = f"group:{group}"
+        else:
+            ids, identity = [run_id], f"run:{run_id}"
+        models = [load_run_model(project, i) for i in ids]
+    return TorchModels(models, identity, LABELS[: models[0].num_classes])
+
+
+def cmd_classify(args) -> int:
+    from ..infer.classify import ClassifyError, classify_file
+
+    if args.labels and len(args.audio) > 1:
+        raise CommandError("--labels names the cycles of one recording: give one AUDIO with it")
+    try:
+        model = load_classifier(args.model, args.threads)
+    except ClassifyError as exc:
+        raise CommandError(str(exc)) from None
+    results, skipped = [], 0
+    for audio in args.audio:
+        try:
+            labels = args.labels or (None if args.no_labels else "beside")
+            result = classify_file(model, audio, args.threshold, args.segment, labels)
+        except (AudioError, ClassifyError, SegmentError) as exc:
+            skipped += 1
+            text = str(exc)
+            print(text if text.startswith(str(audio)) else f"{audio}: {text}", file=sys.stderr)
+            continue
+        for note in result.notes:
+            print(note, file=sys.stderr)
+        results.append(result)
+    if args.project is not None and results:
+        from ..infer.results_store import store_result
+
+        with Project.open(args.project) as project:
+            stored = sum(len(store_result(project, r)) for r in results)
+        print(f"stored {stored} classified cycle(s) in {args.project}", file=sys.stderr)
+    _print_results(results, args, skipped)
+    return 1 if skipped else 0
+
+
+def _print_results(results, args, skipped: int) -> None:
+    from ..infer.classify import CSV_COLUMNS, result_rows
+
+    if args.json:
+        print(json.dumps({"model": results[0].model if results else args.model, "threshold": args.threshold,
+                          "recordings": [r.to_dict() for r in results], "skipped": skipped}, indent=2))
+        return
+    if args.csv:
+        import csv
+
+        rows = [row for r in results for row in result_rows(r)]
+        columns = list(rows[0]) if rows else list(CSV_COLUMNS)
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return
+    for r in results:
+        counts = ", ".join(f"{name} {sum(c.label == name for c in r.cycles)}" for name in sorted({c.label for c in r.cycles}))
+        print(f"{r.path}: {len(r.cycles)} cycle(s) from {r.cycles_from} by {r.model}: {counts}")
+        for c in r.cycles:
+            probabilities = " ".join(f"{name} {p:.2f}" for name, p in c.probabilities.items())
+            mark = f"  (annotated {c.annotated})" if c.disagrees else ""
+            print(f"{c.start:8.3f} {c.end:8.3f}  {c.label:<9} {c.confidence:.2f}  {probabilities}{mark}")
