@@ -31,17 +31,23 @@ def micro_spec(**changes) -> TrainSpec:
 
 
 @pytest.fixture(scope="module")
-def base_project(tmp_path_factory):
-    from trainer.data.icbhi import import_icbhi
+def synth_data(tmp_path_factory):
     from trainer.data.synth import write_synthetic_dataset
+
+    data = tmp_path_factory.mktemp("jobs-synth")
+    write_synthetic_dataset(data, recordings=10, seed=3, duration=10.0)
+    return data
+
+
+@pytest.fixture(scope="module")
+def base_project(tmp_path_factory, synth_data):
+    from trainer.data.icbhi import import_icbhi
     from trainer.features import load_features
 
     torch.set_num_threads(1)
-    data = tmp_path_factory.mktemp("jobs-synth")
-    write_synthetic_dataset(data, recordings=10, seed=3, duration=10.0)
     path = tmp_path_factory.mktemp("jobs-base") / "base.rsc"
     with Project.create(path) as project:
-        import_icbhi(project, data)
+        import_icbhi(project, synth_data)
         train, test = training_cycles(project)
         load_features(project, "cnn", train + test)
     return path
@@ -121,7 +127,7 @@ def test_cancel_a_running_job_keeps_its_checkpoint_and_resumes_exactly(project, 
         worker.join(timeout=120)
     run = get_run(project, job)
     assert run.status == "cancelled", run
-    assert (checkpoint_dir(project, job) / "state.safetensors").exists()
+    assert list(checkpoint_dir(project, job).glob("state-*.safetensors"))
     assert run.epoch < 4
     requeue(project, job)
     assert run_worker(project_path, once=True) == [job]
@@ -132,13 +138,36 @@ def test_cancel_a_running_job_keeps_its_checkpoint_and_resumes_exactly(project, 
     np.testing.assert_array_equal(logits, logits_ref)
 
 
+def _import_more(project, source, folder, count: int = 2) -> list[int]:
+    """Recordings imported while a run trains: quieter copies of synthetic ones, under new patient numbers."""
+    import soundfile as sf
+
+    from trainer.data.folder import import_folder
+
+    folder.mkdir()
+    before = {row["id"] for row in project.cycles()}
+    for wav in sorted((source / "ICBHI_final_database").glob("*.wav"))[:count]:
+        name = "9" + wav.stem[1:]
+        audio, rate = sf.read(wav)
+        sf.write(folder / f"{name}.wav", audio * 0.5, rate)
+        (folder / f"{name}.txt").write_text(wav.with_suffix(".txt").read_text())
+    import_folder(project, folder)
+    return sorted({row["id"] for row in project.cycles()} - before)
+
+
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
-def test_worker_process_killed_with_sigkill_resumes_to_the_same_result(project, project_path, capsys):
-    reference = create_run(project, micro_spec(epochs=5))
+def test_worker_process_killed_with_sigkill_after_an_import_resumes_to_the_same_result(
+    project, project_path, synth_data, tmp_path, capsys,
+):
+    reference = create_run(project, micro_spec(epochs=5, group="reference"))
     expected = run_training(project, reference)
     job = submit(project, micro_spec(epochs=5))
     process = start_worker_process(project_path)
     try:
+        _wait(lambda: len(run_epochs(project, job)) >= 1 or process.poll() is not None, timeout=240,
+              what="the worker's first epoch")
+        added = _import_more(project, synth_data, tmp_path / "more")  # while the worker trains
+        assert added
         _wait(lambda: len(run_epochs(project, job)) >= 2 or process.poll() is not None, timeout=240,
               what="the worker's second epoch")
         assert worker_pids(project_path) == [process.pid]
@@ -153,10 +182,10 @@ def test_worker_process_killed_with_sigkill_resumes_to_the_same_result(project, 
     # The CLI shows that no process is training it any more.
     assert main(["runs", str(project_path)]) == 0
     assert "running?" in capsys.readouterr().out
-    assert resume(project, job) == expected
+    assert resume(project, job) == expected  # on its own cycle set: the import changes nothing for it
     ids, logits = _logits(project, job)
     ids_ref, logits_ref = _logits(project, reference)
-    assert ids == ids_ref
+    assert ids == ids_ref and not set(added) & set(ids)
     np.testing.assert_array_equal(logits, logits_ref)
 
 
@@ -200,3 +229,52 @@ def test_cli_reports_bad_input_in_one_line(project_path, capsys):
     assert "no runs in group 'nobody'" in capsys.readouterr().err
     assert main(["resume", str(project_path), "missing-run"]) == 2
     assert "no run 'missing-run'" in capsys.readouterr().err
+
+
+def _run_count(project_path) -> int:
+    with Project.open(project_path) as project:
+        return project.db["runs"].count
+
+
+def test_cli_train_refuses_bad_weights_and_model_settings_in_one_line_leaving_no_run(project_path, tmp_path, capsys):
+    import pickle
+
+    evil = tmp_path / "evil.safetensors.pth"
+    evil.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    other = tmp_path / "resnet.pth"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, other)
+    cases = {
+        ("--pretrained", str(evil)): f"rsc train: {evil}: refused: it holds more than tensors",
+        ("--pretrained", str(other)): f"rsc train: {other}: checkpoint does not fit",
+        ("--pretrained", str(tmp_path / "gone.pth")): f"rsc train: {tmp_path / 'gone.pth'}: no such file",
+        ("--model-arg", "widht=3"): "rsc train: cnn6: unknown setting(s) widht",
+        ("--model-arg", "dropout=x"): "rsc train: cnn6-tiny cannot be built with",
+    }
+    for extra, message in cases.items():
+        for queue in ([], ["--queue"]):
+            assert main(["train", str(project_path), *MICRO_ARGS, *extra, *queue]) == 2, extra
+            err = capsys.readouterr().err
+            assert err.startswith(message) and err.count("\n") == 1 and "Traceback" not in err, err
+    assert _run_count(project_path) == 0
+
+
+def test_cli_train_names_moved_audio_and_points_to_rsc_check(project_path, capsys):
+    with Project.open(project_path) as project:
+        rec = project.recordings(split="train")[0]
+        audio = project.audio_path(rec)
+    moved = audio.with_name("moved-" + audio.name)
+    audio.rename(moved)
+    try:
+        assert main(["train", str(project_path), *MICRO_ARGS]) == 2
+    finally:
+        moved.rename(audio)
+    err = capsys.readouterr().err
+    assert f"{rec['name']} (missing: file not found" in err and "`rsc check`" in err and err.count("\n") == 1, err
+    assert _run_count(project_path) == 0
+
+
+def test_cli_refuses_absurd_seed_requests_before_storing_any(project_path, capsys):
+    for seeds, message in (("1-100000", "more than 1000 runs"), ("4294967296", "outside 0..2147483647")):
+        assert main(["train", str(project_path), *MICRO_ARGS, "--seeds", seeds, "--queue"]) == 2
+        assert message in capsys.readouterr().err
+    assert _run_count(project_path) == 0

@@ -214,3 +214,97 @@ def _one_cycle(project) -> int:
 class _Cycle:
     def __init__(self, start, end, crackle=0, wheeze=0, line=None):
         self.start, self.end, self.crackle, self.wheeze, self.line = start, end, crackle, wheeze, line
+
+
+# -- cycle sets and checkpoint records (schema 4) -------------------------------------------------
+def _recording(project, name, split, cycles=((0.5, 2.0), (2.5, 4.0))) -> list[int]:
+    rec_id, ids = project.add_recording({"name": name, "duration": 10.0, "split": split, "sha256": name * 4,
+                                         "audio_status": "ok"},
+                                        [_Cycle(a, b) for a, b in cycles])
+    return ids
+
+
+def _fixed_set(project, group="g"):
+    live = runs.live_cycles(project)
+    rows = [r for r in live.values() if not r["deleted"]]
+    return runs.fix_cycle_set(project, group, runs.members_of(rows), "fp-" + group)
+
+
+def test_a_cycle_set_names_every_way_its_cycles_changed(project):
+    first = _recording(project, "a", "train")
+    second = _recording(project, "b", "test")
+    set_id = _fixed_set(project)
+    assert not runs.read_cycle_set(project, set_id).changes()
+    _recording(project, "c", "train")  # an import adds cycles: the set is not affected
+    assert not runs.read_cycle_set(project, set_id).changes()
+    project.update_cycle(first[0], label=2, reason="test")
+    project.update_cycle(first[1], end=4.5, reason="test")
+    project.delete_cycle(second[0])
+    project.update_recording(project.cycle(second[1])["recording_id"], {"split": "train"})
+    project.update_recording(project.cycle(first[0])["recording_id"], {"sha256": "other"})
+    project.update_recording(project.cycle(second[0])["recording_id"], {"audio_status": "missing"})
+    changes = runs.read_cycle_set(project, set_id).changes()
+    assert changes.cycles == [
+        f"cycle {first[0]} of a (0.50-2.00 s): label normal -> wheeze",
+        f"cycle {first[1]} of a (2.50-4.00 s): boundaries now 2.50-4.50 s",
+        f"cycle {second[0]} of b (0.50-2.00 s): deleted",
+        f"cycle {second[1]} of b (2.50-4.00 s): split test -> train",
+    ]
+    assert changes.audio == ["recording a: audio content changed (sha256)", "recording b: audio missing"]
+    assert len(changes) == 6 and "; and" not in changes.describe()
+
+
+def test_a_group_shares_one_cycle_set_which_goes_with_its_last_run(project):
+    _recording(project, "a", "train")
+    set_id = _fixed_set(project, "teachers")
+    for run_id in ("t1", "t2"):
+        _insert(project, run_id, group="teachers")
+        runs.assign_cycle_set(project, run_id, set_id)
+    _insert(project, "lonely", group="other")
+    assert runs.group_cycle_set(project, "teachers") == set_id and runs.group_cycle_set(project, "other") is None
+    assert runs.shared_cycle_set(project, ["t1", "t2"]) == set_id and runs.shared_cycle_set(project, ["t1", "lonely"]) is None
+    runs.record_checkpoint(project, "t1", "state-0001.safetensors", 1, "0" * 64, 10)
+    runs.remove_run(project, "t1")
+    assert project.db["cycle_sets"].count == 1 and project.db["checkpoints"].count == 0
+    runs.remove_run(project, "t2")
+    assert project.db["cycle_sets"].count == 0 and project.db["cycle_set_members"].count == 0
+
+
+def test_a_checkpoint_record_tells_a_damaged_file_from_the_one_written(project, tmp_path):
+    _insert(project, "r")
+    folder = tmp_path / "r"
+    folder.mkdir()
+    data = b"tensors" * 100
+    (folder / "state-0001.safetensors").write_bytes(data)
+    import hashlib
+
+    record = runs.record_checkpoint(project, "r", "state-0001.safetensors", 1, hashlib.sha256(data).hexdigest(), len(data))
+    assert runs.checkpoint_records(project, "r") == {"state-0001.safetensors": record}
+    assert record.fault(folder) is None
+    (folder / "state-0001.safetensors").write_bytes(data[:-1] + b"X")
+    assert record.fault(folder) == "damaged: its sha256 differs from the one recorded when it was written"
+    (folder / "state-0001.safetensors").write_bytes(data[:10])
+    assert record.fault(folder) == f"damaged: 10 bytes, {len(data)} were written"
+    (folder / "state-0001.safetensors").unlink()
+    assert record.fault(folder) == "missing"
+    runs.forget_checkpoints(project, "r")
+    assert runs.checkpoint_records(project, "r") == {}
+
+
+def test_the_report_gives_no_mean_for_a_group_whose_runs_trained_on_different_cycles(project):
+    from trainer.results import build_report
+
+    for run_id, fingerprint, score in (("s1", "before-import", 60.0), ("s2", "after-import", 70.0),
+                                       ("u1", "same", 50.0), ("u2", "same", 54.0)):
+        group = "mixed" if run_id.startswith("s") else "one-set"
+        runs.insert_run(project, run_id, group=group, kind="teacher", arch="cnn6-tiny", seed=int(run_id[1]),
+                        spec={"arch": "cnn6-tiny", "seed": int(run_id[1])}, status="running", code_version="test",
+                        data_fingerprint=fingerprint)
+        runs.finish(project, run_id, metrics={"sp": score, "se": score, "score": score}, checkpoint=None, epoch=1)
+    report = build_report(project)
+    groups = {g["group"]: g for g in report["groups"]}
+    assert groups["mixed"]["score"]["mean"] is None and groups["mixed"]["score"]["values"] == [60.0, 70.0]
+    assert groups["mixed"]["cycle_sets"] == [["s1"], ["s2"]]
+    assert groups["one-set"]["score"]["mean"] == pytest.approx(52.0)
+    assert any(note.startswith("mixed: its 2 runs trained on 2 different cycle sets (s1; s2)") for note in report["notes"])
+    assert {"group": "mixed", "error": "its runs trained on different cycle sets"} in report["ensembles"]

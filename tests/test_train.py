@@ -15,6 +15,7 @@ import pytest
 import torch
 from conftest import copy_project
 
+from trainer import runs
 from trainer.project import Project
 from trainer.runs import OutputsError, get_run, load_logits, run_cycle_ids, run_epochs, store_logits
 from trainer.train import (
@@ -22,6 +23,7 @@ from trainer.train import (
     RunStopped,
     TrainError,
     TrainSpec,
+    checkpoint_dir,
     create_run,
     load_run_model,
     parse_seeds,
@@ -249,9 +251,9 @@ def test_a_run_killed_between_its_epoch_row_and_its_checkpoint_redoes_that_epoch
     real = checkpoint.save_weights
 
     def killed_before_the_second_state(tensors, path, metadata):
-        if path.name == "state.safetensors" and metadata["epoch"] == "2":
+        if path.name.startswith("state-") and metadata["epoch"] == "2":
             raise _Killed()
-        real(tensors, path, metadata)
+        return real(tensors, path, metadata)
 
     monkeypatch.setattr(checkpoint, "save_weights", killed_before_the_second_state)
     with pytest.raises(_Killed):
@@ -259,8 +261,9 @@ def test_a_run_killed_between_its_epoch_row_and_its_checkpoint_redoes_that_epoch
     monkeypatch.undo()
     # Epoch 2's row was written, its state was not: the project is one epoch ahead of the checkpoint.
     assert [e["epoch"] for e in run_epochs(project, rid)] == [1, 2]
-    state = checkpoint.checkpoint_dir(project, rid) / "state.safetensors"
-    assert load_weights(state)[1]["epoch"] == "1"
+    folder = checkpoint.checkpoint_dir(project, rid)
+    assert sorted(p.name for p in folder.glob("state-*")) == ["state-0001.safetensors"]
+    assert load_weights(folder / "state-0001.safetensors")[1]["epoch"] == "1"
     out = resume(project, rid)
     assert out == metrics
     _same_logits(_logits(project, rid), logits)
@@ -284,7 +287,8 @@ def test_resume_refuses_changed_data(project):
         run_training(project, rid, should_stop=lambda: len(run_epochs(project, rid)) == 1)
     train, _ = training_cycles(project)
     project.update_cycle(train[0]["id"], label=(train[0]["label"] + 1) % 4, reason="test")
-    with pytest.raises(TrainError, match="changed since this run started"):
+    changed = rf"run {rid}'s cycle set, fixed .*, changed since: cycle {train[0]['id']} of .*: label"
+    with pytest.raises(TrainError, match=changed):
         resume(project, rid)
     assert get_run(project, rid).status == "failed"
 
@@ -370,6 +374,228 @@ def test_diverging_run_fails_with_a_clear_error(project, monkeypatch):
     run = get_run(project, rid)
     assert run.status == "failed" and "loss became nan" in run.error
     assert run_cycle_ids(project, rid) == []
+
+
+# -- reliability: checkpoints that are damaged, a cycle set per group, cancel, refused setups --------
+
+
+def _stopped_after(project, epochs_done: int, **changes) -> str:
+    """A run cancelled once ``epochs_done`` epochs are durable (3 epochs in all unless changed)."""
+    rid = create_run(project, micro_spec(**changes))
+    with pytest.raises(RunStopped):
+        run_training(project, rid, should_stop=lambda: len(run_epochs(project, rid)) == epochs_done)
+    return rid
+
+
+def _flip_sign(path, name_part: str = "model.") -> None:
+    """Rewrite a checkpoint with one tensor's sign flipped, keeping its metadata: a valid file with other numbers."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    key = next(k for k in tensors if name_part in k and tensors[k].is_floating_point() and tensors[k].abs().sum() > 0)
+    tensors[key] = -tensors[key]
+    save_file(tensors, str(path), metadata=meta)
+
+
+def _warnings(events: list[dict]) -> list[str]:
+    return [e["message"] for e in events if e["phase"] == "warning"]
+
+
+def test_a_truncated_newest_checkpoint_is_passed_over_and_the_run_ends_as_an_uninterrupted_one(project, reference):
+    _, _, metrics, logits, epochs = reference
+    rid = _stopped_after(project, 2)
+    newest = checkpoint_dir(project, rid) / "state-0002.safetensors"
+    newest.write_bytes(newest.read_bytes()[:1000])  # as a full disk or a failing drive can leave it
+    events: list[dict] = []
+    assert resume(project, rid, progress=events.append) == metrics
+    (warning,) = _warnings(events)
+    assert str(newest) in warning and "damaged" in warning and "continues from epoch 1" in warning
+    _same_logits(_logits(project, rid), logits)
+    assert _deterministic(run_epochs(project, rid)) == _deterministic(epochs)
+
+
+def test_a_checkpoint_with_a_tensor_sign_flipped_is_never_trained_on(project, reference):
+    _, _, metrics, logits, _ = reference
+    rid = _stopped_after(project, 2)
+    folder = checkpoint_dir(project, rid)
+    _flip_sign(folder / "state-0002.safetensors")
+    events: list[dict] = []
+    assert resume(project, rid, progress=events.append) == metrics  # the epoch before it, redone: the same result
+    assert "sha256 differs" in _warnings(events)[0]
+    _same_logits(_logits(project, rid), logits)
+    # With both kept states altered there is nothing to trust: refused by name, no result, no traceback.
+    other = _stopped_after(project, 2)
+    folder = checkpoint_dir(project, other)
+    for name in ("state-0001.safetensors", "state-0002.safetensors"):
+        _flip_sign(folder / name)
+    with pytest.raises(TrainError, match="none of its last checkpoints can be trusted") as refused:
+        resume(project, other)
+    assert all(str(folder / name) in str(refused.value) for name in ("state-0001.safetensors", "state-0002.safetensors"))
+    assert f"rsc resume --restart {project.path} {other}" in str(refused.value)
+    run = get_run(project, other)
+    assert run.status == "failed" and run_cycle_ids(project, other) == []
+    # ... and a restart from the first epoch gives the uninterrupted result.
+    assert resume(project, other, restart=True) == metrics
+    _same_logits(_logits(project, other), logits)
+
+
+def test_a_damaged_first_checkpoint_starts_the_run_again_and_a_damaged_best_one_is_refused(project, reference):
+    _, _, metrics, logits, _ = reference
+    rid = _stopped_after(project, 1)
+    state = checkpoint_dir(project, rid) / "state-0001.safetensors"
+    state.write_bytes(b"")
+    events: list[dict] = []
+    assert resume(project, rid, progress=events.append) == metrics
+    assert "trains again from its first epoch" in _warnings(events)[0]
+    _same_logits(_logits(project, rid), logits)
+    best = _stopped_after(project, 2, select="test")
+    best_file = checkpoint_dir(project, best) / "best.safetensors"
+    _flip_sign(best_file, "")
+    with pytest.raises(TrainError, match=rf"{best_file}: damaged: its sha256 differs.*--restart"):
+        resume(project, best)
+
+
+def test_a_final_model_file_that_changed_is_refused_by_name(project):
+    rid = create_run(project, micro_spec(epochs=1))
+    run_training(project, rid)
+    assert load_run_model(project, rid) is not None
+    path = project.resolve_path(get_run(project, rid).checkpoint)
+    _flip_sign(path, "")
+    with pytest.raises(TrainError, match=rf"{path}: damaged: its sha256 differs.*stored metrics and logits"):
+        load_run_model(project, rid)
+    path.write_bytes(b"\x80\x04not a checkpoint")
+    with pytest.raises(TrainError, match=rf"{path}: damaged: .* bytes"):
+        load_run_model(project, rid)
+
+
+@pytest.mark.parametrize("moment", ["after the last epoch", "during the final outputs"])
+def test_a_cancel_in_the_last_epoch_is_answered_cancelling_and_honoured(project, reference, moment):
+    _, _, metrics, logits, _ = reference
+    rid = create_run(project, micro_spec())
+    answers = []
+
+    def progress(event):
+        last_epoch_saved = event["phase"] == "epoch" and event["epoch"] == 3
+        final_outputs = event["phase"] == "logits" and event["done"] == 0
+        if (last_epoch_saved if moment == "after the last epoch" else final_outputs) and not answers:
+            answers.append(runs.cancel(project, rid))
+
+    with pytest.raises(RunStopped):
+        run_training(project, rid, progress=progress)
+    assert answers == ["cancelling"]
+    run = get_run(project, rid)
+    assert run.status == "cancelled" and run.epoch == 3 and run_cycle_ids(project, rid) == []
+    assert resume(project, rid) == metrics
+    _same_logits(_logits(project, rid), logits)
+
+
+def _import_more(project, source, folder, count: int = 2) -> list[int]:
+    """Recordings imported between runs: quieter copies of synthetic ones, under new patient numbers."""
+    import soundfile as sf
+
+    from trainer.data.folder import import_folder
+
+    folder.mkdir()
+    before = {row["id"] for row in project.cycles()}
+    for wav in sorted((source / "ICBHI_final_database").glob("*.wav"))[:count]:
+        name = "9" + wav.stem[1:]
+        audio, rate = sf.read(wav)
+        sf.write(folder / f"{name}.wav", audio * 0.5, rate)
+        (folder / f"{name}.txt").write_text(wav.with_suffix(".txt").read_text())
+    import_folder(project, folder)
+    added = sorted({row["id"] for row in project.cycles()} - before)
+    assert added
+    return added
+
+
+def test_seeds_of_a_group_train_on_the_cycles_fixed_when_its_first_seed_was_submitted(project, small_dir, tmp_path):
+    first = create_run(project, micro_spec(epochs=1))
+    queued = create_run(project, micro_spec(epochs=1, seed=2))  # queued before the import, trained after it
+    run_training(project, first)
+    added = _import_more(project, small_dir, tmp_path / "more")
+    later = create_run(project, micro_spec(epochs=1, seed=3))  # submitted after it, to the same group
+    for rid in (queued, later):
+        run_training(project, rid)
+        assert run_cycle_ids(project, rid) == run_cycle_ids(project, first)
+    assert not set(added) & set(run_cycle_ids(project, first))
+    assert len({get_run(project, r).data_fingerprint for r in (first, queued, later)}) == 1
+    fresh = create_run(project, micro_spec(epochs=1, group="after-import"))  # a new group sees the new cycles
+    run_training(project, fresh)
+    assert set(added) <= set(run_cycle_ids(project, fresh))
+    # A member cycle relabelled: the group's next seed is refused by name before any row is written.
+    train, _ = training_cycles(project)
+    member = next(r for r in train if r["id"] in set(run_cycle_ids(project, first)))
+    project.update_cycle(member["id"], label=(member["label"] + 1) % 4, reason="test")
+    count = project.db["runs"].count
+    changed = rf"cycle set of group 'micro', fixed .*, changed since: cycle {member['id']} of .*: label .*--group NEW"
+    with pytest.raises(TrainError, match=changed):
+        create_run(project, micro_spec(epochs=1, seed=4))
+    assert project.db["runs"].count == count
+
+
+def test_failed_setups_leave_no_run_behind(project, small_dir, tmp_path):
+    import pickle
+
+    evil = tmp_path / "evil.pth"
+    evil.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    other_arch = tmp_path / "other.pth"
+    torch.save({"fc.weight": torch.zeros(3, 3)}, other_arch)
+    refused = {
+        "holds more than tensors": micro_spec(pretrained=str(evil)),
+        "checkpoint does not fit": micro_spec(pretrained=str(other_arch)),
+        "no such file": micro_spec(pretrained=str(tmp_path / "missing.pth")),
+        "unknown setting": micro_spec(model_args={"widht": 3}),
+        r"cannot be built with channels='abc'": micro_spec(model_args={"channels": "abc"}),
+        r"seed 2147483648 is outside": micro_spec(seed=2**31),
+    }
+    for message, spec in refused.items():
+        with pytest.raises(TrainError, match=message):
+            create_run(project, spec)
+    # A student whose teachers have no logits for cycles it would fit (imported after one trained).
+    early = create_run(project, micro_spec(epochs=1, group="early"))
+    run_training(project, early)
+    _import_more(project, small_dir, tmp_path / "more")
+    late = create_run(project, micro_spec(epochs=1, group="late"))
+    run_training(project, late)
+    with pytest.raises(TrainError, match=rf"teacher run {early} has no stored logits for"):
+        create_run(project, micro_spec(targets={"kind": "soft", "teachers": [early, late], "mode": "mean"}))
+    # No test split.
+    for rec in project.recordings(split="test"):
+        project.update_recording(rec["id"], {"split": "train"})
+    with pytest.raises(TrainError, match="no test cycles"):
+        create_run(project, micro_spec())
+    assert [r.id for r in runs.list_runs(project)] == [early, late]
+    assert project.db["cycle_sets"].count == 2
+
+
+def test_a_student_group_takes_its_teachers_cycle_set(project, small_dir, tmp_path):
+    teacher = create_run(project, micro_spec(epochs=1, group="teachers"))
+    run_training(project, teacher)
+    _import_more(project, small_dir, tmp_path / "more")
+    student = create_run(project, micro_spec(epochs=1, targets={"kind": "soft", "teachers": [teacher], "mode": "mean"}))
+    run_training(project, student)
+    assert run_cycle_ids(project, student) == run_cycle_ids(project, teacher)
+
+
+def test_audio_moved_after_submission_fails_the_run_with_the_files_named(project):
+    rid = create_run(project, micro_spec(epochs=1))
+    train, _ = training_cycles(project)
+    moved = project.recording(train[0]["recording_id"])
+    project.update_recording(moved["id"], {"path": "elsewhere/" + moved["name"] + ".wav"})
+    with pytest.raises(TrainError, match=rf"run {rid} cannot read the audio .*{moved['name']} \(missing.*rsc check"):
+        run_training(project, rid)
+    assert get_run(project, rid).status == "failed"
+
+
+def test_seed_requests_are_bounded():
+    for bad, message in (("1-100000", "more than 1000 runs"), ("1-10000000000", "more than 1000 runs"),
+                         ("2147483648", "outside 0..2147483647"), ("-1", "bad seeds")):
+        with pytest.raises(ValueError, match=message):
+            parse_seeds(bad)
+    assert len(parse_seeds("1-1000")) == 1000
 
 
 # -- every tiny model: one training step and a checkpoint round trip ------------------------------

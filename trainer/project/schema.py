@@ -12,7 +12,7 @@ import sqlite3
 
 import sqlite_utils
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 # The bytes "RSCs" read as a big-endian integer, as SQLite stores it at offset 68 of the file's header.
 APPLICATION_ID = int.from_bytes(b"RSCs", "big")
 # Tables every project has had since version 1: how a file made before the application id is recognised.
@@ -159,5 +159,43 @@ def _identity_and_owners(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_schema_v1, _runs_progress_column, _identity_and_owners]
+def _cycle_sets_and_checksums(db: sqlite_utils.Database) -> None:
+    """Version 4: the cycles a run trains and is scored on are fixed (one set per group, with the split,
+    label, boundaries, patient and audio hash each cycle had), and every checkpoint file a run writes
+    has its sha256 recorded, so a damaged or replaced file is recognised before it is read.
+
+    Runs made before keep ``cycle_set`` NULL; training gives them one when they next start.
+    """
+    _execute_script(
+        db,
+        """
+        CREATE TABLE cycle_sets (
+            id INTEGER PRIMARY KEY, group_name TEXT, fingerprint TEXT NOT NULL, created_at TEXT NOT NULL
+        );
+        CREATE TABLE cycle_set_members (
+            set_id INTEGER NOT NULL REFERENCES cycle_sets(id) ON DELETE CASCADE,
+            position INTEGER NOT NULL,
+            cycle_id INTEGER NOT NULL REFERENCES cycles(id),
+            recording_id INTEGER NOT NULL, split TEXT NOT NULL, label INTEGER NOT NULL,
+            start REAL NOT NULL, "end" REAL NOT NULL, audio_sha256 TEXT, patient_id TEXT,
+            PRIMARY KEY (set_id, position)
+        );
+        ALTER TABLE runs ADD COLUMN cycle_set INTEGER REFERENCES cycle_sets(id);
+        CREATE INDEX runs_cycle_set ON runs(cycle_set);
+        CREATE TRIGGER runs_drop_unused_cycle_set AFTER DELETE ON runs WHEN old.cycle_set IS NOT NULL
+            BEGIN
+                DELETE FROM cycle_sets WHERE id = old.cycle_set
+                    AND NOT EXISTS (SELECT 1 FROM runs WHERE cycle_set = old.cycle_set);
+            END;
+        CREATE TABLE checkpoints (
+            run_id TEXT NOT NULL REFERENCES runs(id) ON DELETE CASCADE,
+            file TEXT NOT NULL, epoch INTEGER NOT NULL, sha256 TEXT NOT NULL, size_bytes INTEGER NOT NULL,
+            written_at TEXT NOT NULL,
+            PRIMARY KEY (run_id, file)
+        );
+        """
+    )
+
+
+MIGRATIONS = [_schema_v1, _runs_progress_column, _identity_and_owners, _cycle_sets_and_checksums]
 assert len(MIGRATIONS) == SCHEMA_VERSION

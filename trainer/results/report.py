@@ -7,7 +7,10 @@ matches, labelled ``published``.
 
 Standard deviations are sample standard deviations over seeds (:func:`trainer.evaluate.mean_std`).
 Runs whose checkpoint epoch was picked on the test set (``select=test``, the reference protocol) are
-flagged in every format: their test scores are optimistic.
+flagged in every format: their test scores are optimistic. A group whose finished runs trained or were
+scored on different cycles (runs made before cycle sets, with an import or an edit between them) gets
+no mean, no standard deviation and no ensemble, and a note says why: numbers over different data are
+not one result.
 """
 
 from __future__ import annotations
@@ -83,8 +86,29 @@ def collect_groups(project: Project) -> list[dict]:
         }
         entry.update(_summary([r.metrics for r in done]))
         entry["test_selection"] = _uses_test_selection(r.metrics for r in done)
+        entry["cycle_sets"] = _by_cycle_set(done)
+        if len(entry["cycle_sets"]) > 1:
+            for key in METRICS:
+                entry[key]["mean"] = entry[key]["std"] = None
         groups.append(entry)
     return groups
+
+
+def _by_cycle_set(done: Sequence[runs.Run]) -> list[list[str]]:
+    """Run ids grouped by the data they trained and were scored on (the fingerprint of their cycle set)."""
+    by_data: dict[str, list[str]] = {}
+    for run in done:
+        if run.data_fingerprint:  # rows written by hand in tests and tools may have none: nothing to compare
+            by_data.setdefault(run.data_fingerprint, []).append(run.id)
+    return list(by_data.values())
+
+
+def mixed_cycle_set_notes(groups: list[dict]) -> list[str]:
+    return [
+        f"{g['group']}: its {g['n']} runs trained on {len(g['cycle_sets'])} different cycle sets ("
+        + "; ".join(", ".join(ids) for ids in g["cycle_sets"]) + "): no mean, std or ensemble is given; "
+        "train the seeds again in one new group" for g in groups if len(g["cycle_sets"]) > 1
+    ]
 
 
 # Spec fields that do not change what a run learns, or that differ between the runs compared on purpose.
@@ -105,6 +129,9 @@ def collect_ensembles(project: Project, groups: list[dict], ks: Sequence[int] = 
     out = []
     for group in groups:
         if group["n"] < 2:
+            continue
+        if len(group["cycle_sets"]) > 1:
+            out.append({"group": group["group"], "error": "its runs trained on different cycle sets"})
             continue
         wanted = sorted({k for k in ks if k <= group["n"]} | {group["n"]})
         try:
@@ -214,6 +241,7 @@ def build_report(project: Project, split: str = "test", calibration_bins: int | 
         "notes": [
             "mean ± sample standard deviation (ddof=1) over finished seeds; ensembles are single results",
             TEST_SELECTION_NOTE,
+            *mixed_cycle_set_notes(groups),
         ],
     }
     if calibration_bins is not None:

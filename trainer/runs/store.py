@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Iterable
 
 from ..processes import host, owner_alive
 from ..project import Project, ProjectError, now
 from . import status as st
+
+
+RUNS_FOLDER = "runs"  # inside the project's artifacts folder, one sub-folder per run
 
 
 class RunError(ProjectError):
@@ -288,6 +293,30 @@ def requeue(project: Project, run_id: str) -> None:
             raise RunError(f"run {run_id} is already done")
         check_not_owned(run)
         project.db.execute("UPDATE runs SET status = ?, error = NULL WHERE id = ?", [st.QUEUED, run_id])
+
+
+def run_folder(project: Project, run_id: str) -> Path:
+    """Where a run's checkpoints live (``<project>.d/runs/<run id>/``)."""
+    return project.artifacts / RUNS_FOLDER / run_id
+
+
+def remove_run(project: Project, run_id: str) -> None:
+    """Delete a run: its row, its epochs, its stored outputs and its checkpoint folder.
+
+    A run that a live process is training is refused (cancel it first); the rows go in one transaction,
+    so a worker can never claim a queued run halfway through its removal. The folder goes after the
+    commit: a crash in between leaves only files that no run names.
+    """
+    folder = run_folder(project, run_id)
+    # An id such as "..", "a/b" or "../x" must never lead the removal to other files.
+    if run_id in ("", ".", "..") or folder.name != run_id or folder.parent != project.artifacts / RUNS_FOLDER:
+        raise RunError(f"run id {run_id!r} cannot name a checkpoint folder")
+    with project.transaction():
+        check_not_owned(get_run(project, run_id))
+        project.db.execute("DELETE FROM outputs WHERE run_id = ?", [run_id])
+        project.db.execute("DELETE FROM run_epochs WHERE run_id = ?", [run_id])
+        project.db.execute("DELETE FROM runs WHERE id = ?", [run_id])
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def summary(runs: Iterable[Run]) -> dict[str, Any]:

@@ -6,7 +6,9 @@
 * ``tasks``: a hard-label and a soft-label task, each ``forward(model, batch) -> (loss, logits)``;
 * ``loop``: epochs, batches, the learning-rate schedule, scoring and checkpoint selection;
 * ``hooks``: live progress (``runs.progress``), cancel polling, ETA;
-* ``checkpoint``: the one owner of resume state and of the runs' safetensors files;
+* ``cycles``: the cycle set a run trains and is scored on (its group's, fixed when the group is submitted);
+* ``checks``: what is checked before a run's row is written (model, weights, splits, teachers' logits);
+* ``checkpoint``: the one owner of resume state and of the runs' safetensors files, verified by checksum;
 * ``determinism``: per-epoch random streams, deterministic kernels, CPU threads;
 * ``stacked``: k models of one architecture in one batched step;
 * ``runner``: creating, training, resuming a run and loading its final model.
@@ -17,10 +19,13 @@ from .data import patient_disjoint_split, training_cycles
 from .hooks import RunStopped
 from .provenance import code_version, data_fingerprint
 from .runner import create_run, load_run_model, resume, run_training
-from .spec import FAMILY_DEFAULTS, SCHEDULERS, SELECTIONS, TINY_DEFAULTS, TrainError, TrainSpec, parse_seeds
+from .spec import (
+    FAMILY_DEFAULTS, MAX_SEEDS, SCHEDULERS, SEED_RANGE, SELECTIONS, TINY_DEFAULTS, TrainError, TrainSpec, check_seeds,
+    parse_seeds,
+)
 
 __all__ = [
-    "FAMILY_DEFAULTS", "SCHEDULERS", "SELECTIONS", "TINY_DEFAULTS", "RunStopped", "TrainError", "TrainSpec",
-    "checkpoint_dir", "code_version", "create_run", "data_fingerprint", "load_run_model", "load_weights",
-    "parse_seeds", "patient_disjoint_split", "resume", "run_training", "training_cycles",
+    "FAMILY_DEFAULTS", "MAX_SEEDS", "SCHEDULERS", "SEED_RANGE", "SELECTIONS", "TINY_DEFAULTS", "RunStopped", "TrainError",
+    "TrainSpec", "check_seeds", "checkpoint_dir", "code_version", "create_run", "data_fingerprint", "load_run_model",
+    "load_weights", "parse_seeds", "patient_disjoint_split", "resume", "run_training", "training_cycles",
 ]

@@ -9,6 +9,7 @@ The loop calls each hook by name (:meth:`Hooks.call`) at these points; a hook im
 ``on_batch_end(state, batch, batches)``
 ``on_epoch_end(state, entry)``     the epoch is scored; a hook may add to its row before it is stored
 ``on_epoch_saved(state, entry)``   the epoch's row and checkpoint are durable
+``on_train_end(state)``            the last epoch is durable; the final model's outputs come next
 ``on_logits(done, total)``         the final model's logits on every cycle
 ``on_fit_end(metrics)``            the run is done and stored
 """
@@ -43,6 +44,7 @@ class Hook:
     def on_batch_end(self, state, batch: int, batches: int) -> None: ...
     def on_epoch_end(self, state, entry: dict) -> None: ...
     def on_epoch_saved(self, state, entry: dict) -> None: ...
+    def on_train_end(self, state) -> None: ...
     def on_logits(self, done: int, total: int) -> None: ...
     def on_fit_end(self, metrics: dict) -> None: ...
 
@@ -77,6 +79,11 @@ class ProgressHook(Hook):
     def _due(self) -> bool:
         return time.monotonic() - self._last_write > POLL_SECONDS
 
+    def warn(self, message: str) -> None:
+        """Something the user must hear about although the run goes on (kept in the run's progress)."""
+        self.status.setdefault("warnings", []).append(message)
+        self.emit({"phase": "warning", "message": message})
+
     def on_fit_start(self, cycles: int) -> None:
         self.write(phase="features", done=0, total=cycles)
 
@@ -109,7 +116,8 @@ class ProgressHook(Hook):
 
 class CancelHook(Hook):
     """Stops the run (:class:`RunStopped`) when ``should_stop()`` says so, asked after every batch, or when
-    its status in the project becomes cancelling, looked at before each epoch and about once a second."""
+    its status in the project becomes cancelling, looked at before each epoch, about once a second and
+    after the last epoch (the runner looks once more in the transaction that would finish the run)."""
 
     def __init__(self, project: Project, run_id: str, should_stop: Callable[[], bool] | None):
         self.project, self.run_id, self.should_stop = project, run_id, should_stop
@@ -129,6 +137,9 @@ class CancelHook(Hook):
 
     def on_batch_end(self, state, batch: int, batches: int) -> None:
         self.check(state)
+
+    def on_train_end(self, state) -> None:
+        self.check(state, force=True)
 
 
 class EtaHook(Hook):

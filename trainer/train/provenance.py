@@ -40,7 +40,11 @@ def data_fingerprint(project: Project, train_rows: list[dict], test_rows: list[d
 
 
 def confirm_data(project: Project, run: runs.Run, fingerprint: str, resuming: bool) -> str:
-    """The fingerprint the run trains on: a queued job takes the data as it is now, a checkpoint its own."""
+    """The fingerprint the run trains on (its cycle set's, so the same as when it was made), checked once more.
+
+    Only a run made before cycle sets can differ: queued, it takes the set it was given now; with a
+    checkpoint it is refused, as that checkpoint was trained on other data.
+    """
     if fingerprint == run.data_fingerprint:
         return fingerprint
     if resuming:

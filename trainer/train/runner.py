@@ -1,6 +1,7 @@
 """One function trains every run, teacher or student, and resumes any of them exactly.
 
-A run is a row in ``runs`` holding its fully resolved :class:`TrainSpec`. A teacher has hard-label
+A run is a row in ``runs`` holding its fully resolved :class:`TrainSpec` and its cycle set (the
+cycles it trains and is scored on, shared by its group: :mod:`.cycles`). A teacher has hard-label
 targets; a student has soft targets built by :class:`trainer.distill.TargetProvider` from its
 teachers' stored logits on the training cycles (keyed by cycle id). Any registered model can be
 either: they differ only by task (:mod:`.tasks`).
@@ -9,7 +10,11 @@ Exact resume: every random stream of an epoch is seeded from (run seed, epoch) (
 and after every epoch the checkpoint makes it durable (:mod:`.checkpoint`). A process killed at any
 point, mid-batch or mid-write, leaves the previous complete epoch; resuming redoes the interrupted
 epoch with the same random numbers and ends with the same weights, metrics and stored logits as an
-uninterrupted run on the same device.
+uninterrupted run on the same device, whatever was imported or edited outside its cycle set meanwhile.
+A checkpoint is read only once it hashes to the checksum recorded when it was written; a damaged
+newest one is passed over for the one before it (the same result again), and anything else is refused.
+A cancel is honoured up to the transaction that finishes the run, so ``cancelling`` always ends
+``cancelled``.
 """
 
 from __future__ import annotations
@@ -23,9 +28,12 @@ from typing import Any, Callable
 import torch
 
 from .. import runs
+from ..features import FeatureError
 from ..project import Project
-from .checkpoint import Checkpoint, LoopState, load_weights
-from .data import add_text_inputs, check_teachers, load_data, teacher_targets, training_cycles
+from .checkpoint import Checkpoint, LoopState, ResumePoint
+from .checks import BUILD_ERRORS, check_audio, check_cycles, check_device, check_model
+from .cycles import RunCycles, cycles_for, keep_cycles, run_cycles
+from .data import add_text_inputs, check_teachers, load_data, teacher_targets
 from .determinism import GLOBAL_STREAM, cpu_threads, deterministic, epoch_seed
 from .hooks import CancelHook, EtaHook, Hooks, ProgressHook, RunStopped
 from .loop import FitLoop
@@ -39,21 +47,32 @@ def _slug(text: str) -> str:
 
 
 def create_run(project: Project, spec: TrainSpec, status: str = runs.QUEUED) -> str:
-    """Store a run with its resolved specification; returns its id. A queued run is a job for a worker.
+    """Store a run with its resolved specification and its cycle set; returns its id. A queued run is a
+    job for a worker.
 
-    Everything is checked before the row is written: a spec that cannot train leaves no run behind.
+    Everything is checked before the row is written (:mod:`.checks`): a spec that cannot train leaves
+    no run behind. The first run of a group fixes the group's cycle set; later ones reuse it.
     """
     spec = spec.resolved()
     if spec.kind == "student":
         check_teachers(project, spec.targets["teachers"])
-    train_rows, test_rows = training_cycles(project)
-    if not train_rows:
-        raise TrainError(f"{project.path.name}: no training cycles with audio (import data first)")
+    cycles = cycles_for(project, spec)
+    check_cycles(project, spec, cycles)
+    check_model(spec)
+    if status == runs.RUNNING:  # trained here and now; a queued run may go to a worker that mounts other disks
+        check_device(spec)
+        check_audio(project, cycles)
     run_id = f"{_slug(spec.group)}-{_slug(spec.arch)}-s{spec.seed}-{secrets.token_hex(3)}"
-    runs.insert_run(
-        project, run_id, group=spec.group, kind=spec.kind, arch=spec.arch, seed=spec.seed, spec=spec.to_dict(),
-        status=status, code_version=code_version(), data_fingerprint=data_fingerprint(project, train_rows, test_rows),
-    )
+    with project.transaction():
+        # Again under the write lock: another process may have fixed the group's set, or changed cycles, meanwhile.
+        fixed = cycles_for(project, spec)
+        if fixed.fingerprint != cycles.fingerprint:
+            raise TrainError(f"{project.path.name}: the cycles changed while run {run_id} was being checked; submit it again")
+        runs.insert_run(
+            project, run_id, group=spec.group, kind=spec.kind, arch=spec.arch, seed=spec.seed, spec=spec.to_dict(),
+            status=status, code_version=code_version(), data_fingerprint=fixed.fingerprint,
+        )
+        keep_cycles(project, run_id, spec.group, fixed)
     return run_id
 
 
@@ -62,13 +81,16 @@ def run_training(
     run_id: str,
     progress: Callable[[dict], Any] | None = None,
     should_stop: Callable[[], bool] | None = None,
+    restart: bool = False,
 ) -> dict:
     """Train a stored run from its last checkpoint (or from scratch) to the end; returns final metrics.
 
     ``progress(event)`` receives dicts with a ``phase``: features, resumed, batch, epoch (the per-epoch
-    metrics), logits, done. ``should_stop()`` is asked after every batch; when it says yes, or the
-    run's status becomes ``cancelling`` in the project, the run stops with status ``cancelled`` and
-    :class:`RunStopped` is raised (its last epoch checkpoint stays, for :func:`resume`).
+    metrics), logits, done, and warning (a ``message``, such as a damaged checkpoint passed over).
+    ``should_stop()`` is asked after every batch; when it says yes, or the run's status becomes
+    ``cancelling`` in the project at any point before its final write, the run stops with status
+    ``cancelled`` and :class:`RunStopped` is raised (its last epoch checkpoint stays, for :func:`resume`).
+    ``restart``: ignore the checkpoints and train from the first epoch (the same result, deterministic).
     """
     run = runs.get_run(project, run_id)
     if run.finished:
@@ -81,9 +103,13 @@ def run_training(
     hooks = Hooks(CancelHook(project, run_id, should_stop), EtaHook(spec.epochs), reporter)
     checkpoint = Checkpoint(project, run_id)
     try:
-        checkpoint.cpu_threads = _threads(spec, checkpoint)
+        cycles = run_cycles(project, run, spec)
+        point = ResumePoint(None) if restart else checkpoint.resume_point()
+        for note in point.notes:
+            reporter.warn(note)
+        checkpoint.cpu_threads = _threads(spec, point)
         with deterministic(spec.deterministic, spec.device), cpu_threads(checkpoint.cpu_threads):
-            return _train(project, run, spec, state, hooks, checkpoint)
+            return _train(project, run, spec, state, hooks, checkpoint, cycles, point)
     except (RunStopped, KeyboardInterrupt) as exc:
         runs.mark_cancelled(project, run_id, state.epoch, reporter.status)
         if isinstance(exc, KeyboardInterrupt):
@@ -94,39 +120,49 @@ def run_training(
         raise
 
 
-def resume(project: Project, run_id: str, progress=None, should_stop=None) -> dict:
-    """Continue a cancelled, failed or killed run from its last checkpoint; returns the final metrics."""
+def resume(project: Project, run_id: str, progress=None, should_stop=None, restart: bool = False) -> dict:
+    """Continue a cancelled, failed or killed run from its last checkpoint; returns the final metrics.
+
+    ``restart``: train it again from its first epoch instead (for a run none of whose checkpoints can be
+    trusted; deterministic, so the result is the one the run would have had).
+    """
     run = runs.get_run(project, run_id)
     if run.finished:
         raise TrainError(f"run {run_id} is already done (score {run.metrics.get('score', float('nan')):.2f})")
-    runs.check_not_owned(run)
-    return run_training(project, run_id, progress=progress, should_stop=should_stop)
+    with project.transaction():  # one write: two resumes (or a resume and a worker) never both train it
+        runs.requeue(project, run_id)  # refuses a run that a live process trains
+        runs.claim(project, run_id)
+    return run_training(project, run_id, progress=progress, should_stop=should_stop, restart=restart)
 
 
-def _threads(spec: TrainSpec, checkpoint: Checkpoint) -> int | None:
+def _threads(spec: TrainSpec, point: ResumePoint) -> int | None:
     """CPU threads to train with: the spec's, else the checkpoint's, else this process's count."""
     if spec.device != "cpu":
         return None
     if spec.cpu_threads:
         return int(spec.cpu_threads)
-    return checkpoint.stored_cpu_threads() or torch.get_num_threads()
+    return int(point.metadata.get("cpu_threads") or 0) or torch.get_num_threads()
 
 
 def _train(project: Project, run: runs.Run, spec: TrainSpec, state: LoopState, hooks: Hooks,
-           checkpoint: Checkpoint) -> dict:
-    train_rows, test_rows = training_cycles(project)
-    resuming = checkpoint.exists()
-    checkpoint.data_fingerprint = confirm_data(project, run, data_fingerprint(project, train_rows, test_rows), resuming)
+           checkpoint: Checkpoint, cycles: RunCycles, point: ResumePoint) -> dict:
+    resuming = point.record is not None
+    fingerprint = data_fingerprint(project, cycles.train, cycles.test)
+    checkpoint.data_fingerprint = confirm_data(project, run, fingerprint, resuming)
     device = torch.device(spec.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainError(f"run {run.id} asks for {spec.device} but this machine has no CUDA device")
-    hooks.call("on_fit_start", len(train_rows) + len(test_rows))
-    data = load_data(project, spec, train_rows, test_rows, device,
-                     progress=lambda done, total: hooks.call("on_features", done, total))
+    hooks.call("on_fit_start", len(cycles.train) + len(cycles.test))
+    try:
+        data = load_data(project, spec, cycles.train, cycles.test, device,
+                         progress=lambda done, total: hooks.call("on_features", done, total))
+    except FeatureError as exc:
+        raise TrainError(f"run {run.id} cannot read the audio of its cycles: {exc} A run trains only on its own cycle "
+                         "set; a new group's set leaves out recordings without audio") from None
     provider = teacher_targets(project, spec, data) if spec.kind == "student" else None
     model, optimizer, scaler = _build(project, spec, device, data)
     if resuming:
-        checkpoint.restore(model, optimizer, scaler, state)
+        checkpoint.restore(point, model, optimizer, scaler, state)
         hooks.call("on_resumed", state)
     else:
         checkpoint.start_fresh()
@@ -135,9 +171,12 @@ def _train(project: Project, run: runs.Run, spec: TrainSpec, state: LoopState, h
                    task=task_for(spec, provider, device), data=data, device=device, hooks=hooks,
                    checkpoint=checkpoint, state=state)
     loop.fit()
+    hooks.call("on_train_end", state)
     metrics, logits, selected = loop.final_outputs()
     stored = checkpoint.save_model(model, spec, selected)
     with project.transaction():  # a done run always has its logits
+        if runs.status_of(project, run.id) != runs.RUNNING:  # cancelled while its final outputs were made
+            raise RunStopped(run.id, state.epoch, runs.CANCELLED)
         runs.store_logits(project, run.id, data.cycle_ids, logits)
         runs.finish(project, run.id, metrics=metrics, checkpoint=stored, epoch=state.epoch)
     checkpoint.remove_resume_files()
@@ -152,7 +191,10 @@ def _build(project: Project, spec: TrainSpec, device: torch.device, data) -> tup
     torch.manual_seed(epoch_seed(spec.seed, 0, GLOBAL_STREAM))
     # A resumed run overwrites the weights with its checkpoint, but still builds from the same
     # pretrained source: BTS takes its tokenizer from there, and a built-in one would misread prompts.
-    model = create_model(spec.arch, num_classes=4, pretrained=spec.pretrained, **spec.model_args).to(device)
+    try:
+        model = create_model(spec.arch, num_classes=4, pretrained=spec.pretrained, **spec.model_args).to(device)
+    except BUILD_ERRORS as exc:  # the weights file changed or went since the run was checked
+        raise TrainError(f"run {spec.group} seed {spec.seed}: {spec.arch} cannot be built: {exc}") from None
     if getattr(model, "feature_set", spec.feature_set) != spec.feature_set:
         raise TrainError(f"{spec.arch} reads {model.feature_set} features, the run says {spec.feature_set}")
     add_text_inputs(project, model, data)
@@ -162,18 +204,26 @@ def _build(project: Project, spec: TrainSpec, device: torch.device, data) -> tup
 
 
 def load_run_model(project: Project, run_id: str, device: str = "cpu") -> torch.nn.Module:
-    """The final (selected) model of a finished run, in eval mode."""
+    """The final (selected) model of a finished run, in eval mode; its file must hash to its record.
+
+    The file is looked for in the run's folder of this project, so a project renamed or moved with its
+    artifacts folder still finds it (``runs.checkpoint`` keeps the path as it was written).
+    """
     from ..models import create_model
 
     run = runs.get_run(project, run_id)
-    path = project.resolve_path(run.checkpoint)
-    if not run.finished or path is None or not path.exists():
+    checkpoint = Checkpoint(project, run_id)
+    if not run.finished or not run.checkpoint:
         raise TrainError(f"run {run_id} has no final model (status {run.status})")
-    tensors, meta = load_weights(path)
-    if meta.get("model_spec"):  # what rebuilds the same architecture and tokenizer
-        model = create_model(**json.loads(meta["model_spec"]), pretrained=None)
-    else:
-        spec = TrainSpec.from_dict(run.spec)
-        model = create_model(spec.arch, num_classes=4, pretrained=None, **spec.model_args)
-    model.load_state_dict(tensors)
+    tensors, meta = checkpoint.load_model_file()
+    path = checkpoint.model_path
+    try:
+        if meta.get("model_spec"):  # what rebuilds the same architecture and tokenizer
+            model = create_model(**json.loads(meta["model_spec"]), pretrained=None)
+        else:
+            spec = TrainSpec.from_dict(run.spec)
+            model = create_model(spec.arch, num_classes=4, pretrained=None, **spec.model_args)
+        model.load_state_dict(tensors)
+    except (*BUILD_ERRORS, KeyError) as exc:
+        raise TrainError(f"{path}: does not rebuild the model of run {run_id} ({type(exc).__name__}: {exc})") from None
     return model.to(device).eval()

@@ -30,6 +30,10 @@ TINY_DEFAULTS = {"epochs": 10, "batch_size": 8, "lr": 2e-3, "spec_augment": Fals
 EVAL_BATCH = {"cnn": 256, "transformer": 32}
 # The validation split is the same for every seed of a study, so seeds differ only in what they should.
 VAL_SEED = 0
+# Seeds are what torch, numpy and the per-epoch streams take without wrapping; more runs than this in one
+# request is a typo (1-100000), not a study.
+SEED_RANGE = (0, 2**31 - 1)
+MAX_SEEDS = 1000
 
 
 class TrainError(ProjectError):
@@ -118,6 +122,8 @@ def _fill_defaults(spec: TrainSpec) -> None:
 
 
 def _check_values(spec: TrainSpec) -> None:
+    if not SEED_RANGE[0] <= spec.seed <= SEED_RANGE[1]:
+        raise TrainError(f"seed {spec.seed} is outside {SEED_RANGE[0]}..{SEED_RANGE[1]}")
     if spec.epochs < 1:
         raise TrainError(f"epochs must be at least 1, got {spec.epochs}")
     if spec.batch_size < 2:
@@ -173,20 +179,33 @@ def model_feature_set(arch: str, model_args: dict | None = None) -> str:
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'1-5' -> [1..5]; '1,3,5' -> [1, 3, 5]; '2' -> [2]; mixes like '1-3,7' work too."""
+    """'1-5' -> [1..5]; '1,3,5' -> [1, 3, 5]; '2' -> [2]; mixes like '1-3,7' work too (see :func:`check_seeds`)."""
     seeds: list[int] = []
     for part in str(text).replace(" ", "").split(","):
         if not part:
             continue
-        m = re.fullmatch(r"(-?\d+)(?:-(-?\d+))?", part)
+        m = re.fullmatch(r"(\d+)(?:-(\d+))?", part)
         if not m:
-            raise ValueError(f"bad seeds {text!r}: expected e.g. 1-5 or 1,3,5")
+            raise ValueError(f"bad seeds {text!r}: expected e.g. 1-5 or 1,3,5 (seeds from {SEED_RANGE[0]} up)")
         first, last = int(m.group(1)), int(m.group(2) if m.group(2) is not None else m.group(1))
         if last < first:
             raise ValueError(f"bad seed range {part!r}: {last} is below {first}")
+        if len(seeds) + last - first + 1 > MAX_SEEDS:  # before the list is built: 1-10000000000 is refused at once
+            raise ValueError(f"{text!r} asks for more than {MAX_SEEDS} runs; ask for at most {MAX_SEEDS} at a time")
         seeds.extend(range(first, last + 1))
     if not seeds:
         raise ValueError(f"no seeds in {text!r}")
+    return check_seeds(seeds, text)
+
+
+def check_seeds(seeds: list[int], text: str | None = None) -> list[int]:
+    """Seeds of one request: at most MAX_SEEDS, each within SEED_RANGE, none twice; returns them."""
+    shown = repr(text) if text is not None else "the seeds"
+    if len(seeds) > MAX_SEEDS:
+        raise ValueError(f"{shown} asks for {len(seeds)} runs; ask for at most {MAX_SEEDS} at a time")
+    outside = [s for s in seeds if not SEED_RANGE[0] <= s <= SEED_RANGE[1]]
+    if outside:
+        raise ValueError(f"seed {outside[0]} in {shown} is outside {SEED_RANGE[0]}..{SEED_RANGE[1]}")
     if len(set(seeds)) != len(seeds):
-        raise ValueError(f"seed listed twice in {text!r}")
+        raise ValueError(f"seed listed twice in {shown}")
     return seeds
