@@ -85,7 +85,7 @@ setup_python() {
   say "Installing torch==$TORCH_VERSION and RSC Studio into $VENV (a few minutes the first time)"
   pip_install "torch==$TORCH_VERSION"
   pip_install -e ".[dev]"
-  "$VENV/bin/python" -c "import torch, trainer, rscapp, PySide6, pyqtgraph, pytest, pytestqt" \
+  "$VENV/bin/python" -c "import torch, trainer, rscapp, PySide6, pyqtgraph, pytest, pytestqt, xdist, importlinter" \
     || { say "Setup failed: the packages above did not import."; exit 1; }
   echo "$want" > "$stamp"
 }
@@ -104,6 +104,9 @@ case "$cmd" in
     if [ $# -gt 0 ]; then exec "$VENV/bin/rsc-studio" "$@"; else exec "$VENV/bin/rsc-studio" --demo; fi ;;
   test)
     export QT_QPA_PLATFORM=offscreen
-    exec "$VENV/bin/python" -m pytest "$@" ;;
+    # Test files run in parallel processes (pytest-xdist), one per core up to four: the learning test
+    # then trains beside the rest instead of before it. RSC_TEST_WORKERS=0 runs everything in one process.
+    workers="${RSC_TEST_WORKERS:-$(n=$(nproc 2>/dev/null || echo 2); echo $(( n < 4 ? n : 4 )))}"
+    exec "$VENV/bin/python" -m pytest -n "$workers" --dist loadfile "$@" ;;
   *) say "usage: ./dev.sh app [PROJECT] | test [PYTEST ARGS] | setup"; exit 2 ;;
 esac

@@ -61,6 +61,54 @@ def demo_template(tmp_path_factory) -> Path:
     return path
 
 
+@pytest.fixture(scope="session")
+def micro_data(tmp_path_factory) -> Path:
+    """The small synthetic dataset the training and job tests share (10 recordings, read-only)."""
+    from trainer.data.synth import write_synthetic_dataset
+
+    out = tmp_path_factory.mktemp("micro-synth")
+    write_synthetic_dataset(out, recordings=10, seed=3, duration=10.0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def micro_base(tmp_path_factory, micro_data) -> Path:
+    """The shared trained base: micro_data imported with its filterbanks cached, made once per session.
+
+    Tests work on copies (copy_project), so no test trains on another's leftovers.
+    """
+    from trainer.data.icbhi import import_icbhi
+    from trainer.features import load_features
+    from trainer.project import Project
+    from trainer.train import training_cycles
+
+    path = tmp_path_factory.mktemp("micro-base") / "base.rsc"
+    with Project.create(path) as project:
+        import_icbhi(project, micro_data)
+        train, test = training_cycles(project)
+        load_features(project, "cnn", train + test)
+    return path
+
+
+def import_more(project, source: Path, folder: Path, count: int = 2) -> list[int]:
+    """Recordings imported while (or between) runs train: quieter copies of synthetic ones, new patients."""
+    import soundfile as sf
+
+    from trainer.data.folder import import_folder
+
+    folder.mkdir()
+    before = {row["id"] for row in project.cycles()}
+    for wav in sorted((source / "ICBHI_final_database").glob("*.wav"))[:count]:
+        name = "9" + wav.stem[1:]
+        audio, rate = sf.read(wav)
+        sf.write(folder / f"{name}.wav", audio * 0.5, rate)
+        (folder / f"{name}.txt").write_text(wav.with_suffix(".txt").read_text())
+    import_folder(project, folder)
+    added = sorted({row["id"] for row in project.cycles()} - before)
+    assert added
+    return added
+
+
 def copy_project(source: Path, target: Path) -> Path:
     """Copy a project file and its artifacts folder to ``target`` (a file path); returns ``target``.
 

@@ -79,6 +79,9 @@ class TerminalProgress:
         elif phase == "epoch":
             self.close()
             print(format_epoch_line(event), flush=True)
+        elif phase == "warning":  # e.g. a damaged checkpoint passed over for the one before it
+            self.close()
+            print(f"warning: {event['message']}", file=sys.stderr, flush=True)
         elif phase == "resumed":
             self.close()
             print(f"resuming {event['run_id']} after epoch {event['epoch']}/{event['epochs']}", flush=True)

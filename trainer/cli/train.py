@@ -60,6 +60,9 @@ def register(sub) -> None:
     p.add_argument("project", type=Path)
     p.add_argument("run", nargs="+", help="run id(s)")
     p.add_argument("--queue", action="store_true", help="put the run back in the queue for `rsc worker`")
+    p.add_argument("--restart", action="store_true",
+                   help="train the run again from its first epoch (when none of its checkpoints can be trusted; "
+                        "the result is the same)")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=cmd_resume)
 
@@ -184,6 +187,8 @@ def cmd_resume(args) -> int:
     from .. import runs
     from ..train import RunStopped, resume
 
+    if args.restart and args.queue:
+        raise CommandError("--restart trains the run here; it cannot be combined with --queue")
     with _open(args.project) as project:
         for run_id in args.run:
             if args.queue:
@@ -193,7 +198,7 @@ def cmd_resume(args) -> int:
             progress = TerminalProgress(args.quiet)
             try:
                 try:
-                    metrics = resume(project, run_id, progress=progress)
+                    metrics = resume(project, run_id, progress=progress, restart=args.restart)
                 finally:
                     progress.close()
             except KeyboardInterrupt:

@@ -19,7 +19,7 @@ from typing import Sequence
 from ..distill import DistillError, select_teachers, selection_for_mode
 from ..project import Project, ProjectError
 from ..results import SweepError, SweepPlan, plan_sweep
-from ..train import TrainError, TrainSpec, parse_seeds
+from ..train import TrainError, TrainSpec, check_seeds, parse_seeds
 
 
 class SpecError(ProjectError):
@@ -48,7 +48,10 @@ class TrainChoices:
 
     def seed_list(self) -> list[int]:
         if not isinstance(self.seeds, str):
-            return [int(seed) for seed in self.seeds]
+            try:
+                return check_seeds([int(seed) for seed in self.seeds])
+            except ValueError as exc:
+                raise SpecError(str(exc)) from None
         try:
             return parse_seeds(self.seeds)
         except ValueError as exc:

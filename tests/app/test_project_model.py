@@ -17,7 +17,7 @@ from trainer.project import Project, ProjectError
 from trainer.project.queries import library_counts
 from trainer.vocab import LABELS
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 SOON_MS = 1000  # the promise: another process's write shows in the open app within a second
 
 

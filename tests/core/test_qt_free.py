@@ -7,7 +7,7 @@ from pathlib import Path
 
 import trainer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_trainer_imports_without_qt():

@@ -219,7 +219,7 @@ def test_one_tolerance_decides_every_cycle_check(project):
 
 
 # -- the file's identity (issue 8, item 1) ------------------------------------------------------------
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 V1_PROJECT = REPO / "tests" / "data" / "project_v1.rsc"
 
 

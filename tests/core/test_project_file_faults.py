@@ -25,7 +25,7 @@ import soundfile as sf
 from trainer.cli import main as rsc
 from trainer.project import Project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 RSC = "import sys; from trainer.cli import main; sys.exit(main(sys.argv[1:]))"
 
 

@@ -30,7 +30,7 @@ from trainer.project import CYCLE_TOLERANCE
 from trainer.project.cycles import MAX_TIME
 from trainer.vocab import LABEL_SYNONYMS, LABELS
 
-ICBHI_DIR = Path(__file__).resolve().parents[2] / "shared" / "data" / "icbhi" / "ICBHI_final_database"
+ICBHI_DIR = Path(__file__).resolve().parents[3] / "shared" / "data" / "icbhi" / "ICBHI_final_database"
 DURATION = 30.0  # of the one recording the files are imported into
 SUFFIX = {"icbhi": ".txt", "audacity": ".txt", "csv": ".csv", "textgrid": ".TextGrid"}
 TABLES = ("recordings", "patients", "cycles", "cycle_edits", "imports", "import_messages")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 from trainer.cli import main as rsc
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_synth_import_stats_check(tmp_path, capsys):

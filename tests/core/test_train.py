@@ -13,7 +13,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import copy_project
+from conftest import copy_project, import_more
 
 from trainer import runs
 from trainer.project import Project
@@ -44,27 +44,15 @@ def micro_spec(**changes) -> TrainSpec:
 
 
 @pytest.fixture(scope="module")
-def small_dir(tmp_path_factory):
-    from trainer.data.synth import write_synthetic_dataset
-
-    out = tmp_path_factory.mktemp("small-synth")
-    write_synthetic_dataset(out, recordings=10, seed=3, duration=10.0)
-    return out
+def small_dir(micro_data):
+    return micro_data
 
 
 @pytest.fixture(scope="module")
-def base_project(tmp_path_factory, small_dir):
-    """A small imported project whose feature cache is already filled (copied per test)."""
-    from trainer.data.icbhi import import_icbhi
-    from trainer.features import load_features
-
+def base_project(micro_base):
+    """The session's shared base (conftest.micro_base), copied per test."""
     torch.set_num_threads(1)
-    path = tmp_path_factory.mktemp("base") / "base.rsc"
-    with Project.create(path) as project:
-        import_icbhi(project, small_dir)
-        train, test = training_cycles(project)
-        load_features(project, "cnn", train + test)
-    return path
+    return micro_base
 
 
 @pytest.fixture
@@ -492,23 +480,7 @@ def test_a_cancel_in_the_last_epoch_is_answered_cancelling_and_honoured(project,
     _same_logits(_logits(project, rid), logits)
 
 
-def _import_more(project, source, folder, count: int = 2) -> list[int]:
-    """Recordings imported between runs: quieter copies of synthetic ones, under new patient numbers."""
-    import soundfile as sf
-
-    from trainer.data.folder import import_folder
-
-    folder.mkdir()
-    before = {row["id"] for row in project.cycles()}
-    for wav in sorted((source / "ICBHI_final_database").glob("*.wav"))[:count]:
-        name = "9" + wav.stem[1:]
-        audio, rate = sf.read(wav)
-        sf.write(folder / f"{name}.wav", audio * 0.5, rate)
-        (folder / f"{name}.txt").write_text(wav.with_suffix(".txt").read_text())
-    import_folder(project, folder)
-    added = sorted({row["id"] for row in project.cycles()} - before)
-    assert added
-    return added
+_import_more = import_more
 
 
 def test_seeds_of_a_group_train_on_the_cycles_fixed_when_its_first_seed_was_submitted(project, small_dir, tmp_path):

@@ -30,7 +30,7 @@ from test_hostile_labels import (  # the second reading of the formats, shared w
     breaks_rule, decode, read_csv_row, read_icbhi_line,
 )
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "icbhi"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "icbhi"
 A, B, C = "101_1b1_Al_sc_Meditron", "102_1b1_Ar_sc_Meditron", "103_2b2_Ar_mc_LittC2SE"
 RATE = 1000
 LENGTHS = {A: 20.0, B: 6.0, C: 6.0}  # seconds

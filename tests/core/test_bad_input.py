@@ -16,7 +16,7 @@ from trainer.data.icbhi import import_icbhi
 from trainer.data.report import ImportRefused
 from trainer.project import Project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def write_rec(folder: Path, stem: str, seconds=10.0, sr=4000, lines=("0.5\t2.0\t0\t0", "2.0\t4.0\t1\t0")):

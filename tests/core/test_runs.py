@@ -12,7 +12,7 @@ from trainer import runs
 from trainer.project import Project
 from trainer.project.schema import SCHEMA_VERSION
 
-V1_PROJECT = Path(__file__).parent / "data" / "project_v1.rsc"
+V1_PROJECT = Path(__file__).resolve().parents[1] / "data" / "project_v1.rsc"
 
 
 @pytest.fixture

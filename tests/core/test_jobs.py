@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 import torch
-from conftest import copy_project
+from conftest import copy_project, import_more
 
 from trainer.cli import main
 from trainer import runs
@@ -31,26 +31,15 @@ def micro_spec(**changes) -> TrainSpec:
 
 
 @pytest.fixture(scope="module")
-def synth_data(tmp_path_factory):
-    from trainer.data.synth import write_synthetic_dataset
-
-    data = tmp_path_factory.mktemp("jobs-synth")
-    write_synthetic_dataset(data, recordings=10, seed=3, duration=10.0)
-    return data
+def synth_data(micro_data):
+    return micro_data
 
 
 @pytest.fixture(scope="module")
-def base_project(tmp_path_factory, synth_data):
-    from trainer.data.icbhi import import_icbhi
-    from trainer.features import load_features
-
+def base_project(micro_base):
+    """The session's shared base (conftest.micro_base), copied per test."""
     torch.set_num_threads(1)
-    path = tmp_path_factory.mktemp("jobs-base") / "base.rsc"
-    with Project.create(path) as project:
-        import_icbhi(project, synth_data)
-        train, test = training_cycles(project)
-        load_features(project, "cnn", train + test)
-    return path
+    return micro_base
 
 
 @pytest.fixture
@@ -138,21 +127,7 @@ def test_cancel_a_running_job_keeps_its_checkpoint_and_resumes_exactly(project, 
     np.testing.assert_array_equal(logits, logits_ref)
 
 
-def _import_more(project, source, folder, count: int = 2) -> list[int]:
-    """Recordings imported while a run trains: quieter copies of synthetic ones, under new patient numbers."""
-    import soundfile as sf
-
-    from trainer.data.folder import import_folder
-
-    folder.mkdir()
-    before = {row["id"] for row in project.cycles()}
-    for wav in sorted((source / "ICBHI_final_database").glob("*.wav"))[:count]:
-        name = "9" + wav.stem[1:]
-        audio, rate = sf.read(wav)
-        sf.write(folder / f"{name}.wav", audio * 0.5, rate)
-        (folder / f"{name}.txt").write_text(wav.with_suffix(".txt").read_text())
-    import_folder(project, folder)
-    return sorted({row["id"] for row in project.cycles()} - before)
+_import_more = import_more
 
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")

@@ -9,7 +9,7 @@ from pathlib import Path
 from trainer.cli import main as rsc
 from trainer.project import Project
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_a_reader_that_leaves_early_gets_no_traceback(tmp_path):
