@@ -80,8 +80,11 @@ def micro_base(tmp_path_factory, micro_data) -> Path:
     from trainer.data.icbhi import import_icbhi
     from trainer.features import load_features
     from trainer.project import Project
+    import torch
+
     from trainer.train import training_cycles
 
+    torch.set_num_threads(1)  # the micro runs compare bit for bit with runs in one-thread worker processes
     path = tmp_path_factory.mktemp("micro-base") / "base.rsc"
     with Project.create(path) as project:
         import_icbhi(project, micro_data)

@@ -30,21 +30,9 @@ def micro_spec(**changes) -> TrainSpec:
     return TrainSpec(**settings)
 
 
-@pytest.fixture(scope="module")
-def synth_data(micro_data):
-    return micro_data
-
-
-@pytest.fixture(scope="module")
-def base_project(micro_base):
-    """The session's shared base (conftest.micro_base), copied per test."""
-    torch.set_num_threads(1)
-    return micro_base
-
-
 @pytest.fixture
-def project_path(tmp_path, base_project):
-    return copy_project(base_project, tmp_path / "p.rsc")
+def project_path(tmp_path, micro_base):
+    return copy_project(micro_base, tmp_path / "p.rsc")
 
 
 @pytest.fixture
@@ -132,7 +120,7 @@ _import_more = import_more
 
 @pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")
 def test_worker_process_killed_with_sigkill_after_an_import_resumes_to_the_same_result(
-    project, project_path, synth_data, tmp_path, capsys,
+    project, project_path, micro_data, tmp_path, capsys,
 ):
     reference = create_run(project, micro_spec(epochs=5, group="reference"))
     expected = run_training(project, reference)
@@ -141,7 +129,7 @@ def test_worker_process_killed_with_sigkill_after_an_import_resumes_to_the_same_
     try:
         _wait(lambda: len(run_epochs(project, job)) >= 1 or process.poll() is not None, timeout=240,
               what="the worker's first epoch")
-        added = _import_more(project, synth_data, tmp_path / "more")  # while the worker trains
+        added = _import_more(project, micro_data, tmp_path / "more")  # while the worker trains
         assert added
         _wait(lambda: len(run_epochs(project, job)) >= 2 or process.poll() is not None, timeout=240,
               what="the worker's second epoch")

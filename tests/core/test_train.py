@@ -43,28 +43,16 @@ def micro_spec(**changes) -> TrainSpec:
     return TrainSpec(**settings)
 
 
-@pytest.fixture(scope="module")
-def small_dir(micro_data):
-    return micro_data
-
-
-@pytest.fixture(scope="module")
-def base_project(micro_base):
-    """The session's shared base (conftest.micro_base), copied per test."""
-    torch.set_num_threads(1)
-    return micro_base
-
-
 @pytest.fixture
-def project(tmp_path, base_project):
-    with Project.open(copy_project(base_project, tmp_path / "p.rsc")) as opened:
+def project(tmp_path, micro_base):
+    with Project.open(copy_project(micro_base, tmp_path / "p.rsc")) as opened:
         yield opened
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, base_project):
+def reference(tmp_path_factory, micro_base):
     """One uninterrupted micro run: (project path, run id, metrics, logits by cycle id, epoch rows)."""
-    path = copy_project(base_project, tmp_path_factory.mktemp("reference") / "ref.rsc")
+    path = copy_project(micro_base, tmp_path_factory.mktemp("reference") / "ref.rsc")
     with Project.open(path) as project:
         run_id = create_run(project, micro_spec())
         metrics = run_training(project, run_id)
@@ -483,11 +471,11 @@ def test_a_cancel_in_the_last_epoch_is_answered_cancelling_and_honoured(project,
 _import_more = import_more
 
 
-def test_seeds_of_a_group_train_on_the_cycles_fixed_when_its_first_seed_was_submitted(project, small_dir, tmp_path):
+def test_seeds_of_a_group_train_on_the_cycles_fixed_when_its_first_seed_was_submitted(project, micro_data, tmp_path):
     first = create_run(project, micro_spec(epochs=1))
     queued = create_run(project, micro_spec(epochs=1, seed=2))  # queued before the import, trained after it
     run_training(project, first)
-    added = _import_more(project, small_dir, tmp_path / "more")
+    added = _import_more(project, micro_data, tmp_path / "more")
     later = create_run(project, micro_spec(epochs=1, seed=3))  # submitted after it, to the same group
     for rid in (queued, later):
         run_training(project, rid)
@@ -508,7 +496,7 @@ def test_seeds_of_a_group_train_on_the_cycles_fixed_when_its_first_seed_was_subm
     assert project.db["runs"].count == count
 
 
-def test_failed_setups_leave_no_run_behind(project, small_dir, tmp_path):
+def test_failed_setups_leave_no_run_behind(project, micro_data, tmp_path):
     import pickle
 
     evil = tmp_path / "evil.pth"
@@ -529,7 +517,7 @@ def test_failed_setups_leave_no_run_behind(project, small_dir, tmp_path):
     # A student whose teachers have no logits for cycles it would fit (imported after one trained).
     early = create_run(project, micro_spec(epochs=1, group="early"))
     run_training(project, early)
-    _import_more(project, small_dir, tmp_path / "more")
+    _import_more(project, micro_data, tmp_path / "more")
     late = create_run(project, micro_spec(epochs=1, group="late"))
     run_training(project, late)
     with pytest.raises(TrainError, match=rf"teacher run {early} has no stored logits for"):
@@ -543,10 +531,10 @@ def test_failed_setups_leave_no_run_behind(project, small_dir, tmp_path):
     assert project.db["cycle_sets"].count == 2
 
 
-def test_a_student_group_takes_its_teachers_cycle_set(project, small_dir, tmp_path):
+def test_a_student_group_takes_its_teachers_cycle_set(project, micro_data, tmp_path):
     teacher = create_run(project, micro_spec(epochs=1, group="teachers"))
     run_training(project, teacher)
-    _import_more(project, small_dir, tmp_path / "more")
+    _import_more(project, micro_data, tmp_path / "more")
     student = create_run(project, micro_spec(epochs=1, targets={"kind": "soft", "teachers": [teacher], "mode": "mean"}))
     run_training(project, student)
     assert run_cycle_ids(project, student) == run_cycle_ids(project, teacher)
