@@ -225,13 +225,9 @@ def collect_published(groups: list[dict], ensembles: list[dict]) -> list[dict]:
     return rows
 
 
-def build_report(project: Project, split: str = "test", calibration_bins: int | None = None) -> dict:
-    """The report; with ``calibration_bins`` also each group's calibration (ECE over that many bins)."""
-    groups = collect_groups(project)
-    if not groups:
-        raise ReportError(f"{project.path.name}: no runs yet (train some with `rsc train`)")
-    ensembles = collect_ensembles(project, groups, split=split)
-    report = {
+def assemble_report(project: Project, groups: list[dict], ensembles: list[dict], split: str = "test") -> dict:
+    """The report (without calibration) from its collected parts: what `rsc report` and the Compare view show."""
+    return {
         "project": str(project.path),
         "split": split,
         "groups": groups,
@@ -244,6 +240,15 @@ def build_report(project: Project, split: str = "test", calibration_bins: int | 
             *mixed_cycle_set_notes(groups),
         ],
     }
+
+
+def build_report(project: Project, split: str = "test", calibration_bins: int | None = None) -> dict:
+    """The report; with ``calibration_bins`` also each group's calibration (ECE over that many bins)."""
+    groups = collect_groups(project)
+    if not groups:
+        raise ReportError(f"{project.path.name}: no runs yet (train some with `rsc train`)")
+    ensembles = collect_ensembles(project, groups, split=split)
+    report = assemble_report(project, groups, ensembles, split)
     if calibration_bins is not None:
         report["calibration"] = collect_calibration(project, groups, bins=calibration_bins, split=split)
         report["notes"].append(

@@ -22,7 +22,7 @@ from .. import runs
 from ..evaluate import icbhi_score
 from ..project import Project, ProjectError
 from .ensembles import EnsembleOutputs
-from .report import ENSEMBLE_KS, TEST_SELECTION_NOTE, collect_hard_vs_soft, collect_published
+from .report import ENSEMBLE_KS, assemble_report, collect_hard_vs_soft  # noqa: F401  (assemble_report: re-exported for the view)
 
 METRICS = ("sp", "se", "score")
 
@@ -134,22 +134,6 @@ def ensemble_entries(group: dict, outputs: EnsembleOutputs | str, run_metrics: d
             "test_selection": _test_selected(selections[:k]),
         })
     return rows
-
-
-def assemble_report(project: Project, groups: list[dict], ensembles: list[dict], split: str = "test") -> dict:
-    """The dict :func:`~trainer.results.report.build_report` returns (without calibration), from parts."""
-    return {
-        "project": str(project.path),
-        "split": split,
-        "groups": groups,
-        "ensembles": ensembles,
-        "hard_vs_soft": collect_hard_vs_soft(groups),
-        "published": collect_published(groups, ensembles),
-        "notes": [
-            "mean ± sample standard deviation (ddof=1) over finished seeds; ensembles are single results",
-            TEST_SELECTION_NOTE,
-        ],
-    }
 
 
 # -- the paper's figures ---------------------------------------------------------------------------------
