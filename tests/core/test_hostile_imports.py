@@ -17,7 +17,6 @@ import os
 import re
 import shutil
 import sqlite3
-import tempfile
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,15 +50,6 @@ DEMOGRAPHICS = "\n" + "".join(line + "\n" for line in _seed("demographic_info.tx
 DIAGNOSIS = "ID,CLASS\n101,URTI\n102,Healthy\n103,Asthma\n"
 FOLDS = "101 0\n102 1\n103 2\n"
 SPLIT = f"{A}\ttrain\r\n{B}\ttest\r\n{C}\ttrain\r\n"
-
-
-@pytest.fixture(scope="module")
-def scratch():
-    # Hundreds of small imports: on a RAM disk where there is one (same results, several times faster).
-    base = "/dev/shm" if Path("/dev/shm").is_dir() else None
-    folder = Path(tempfile.mkdtemp(prefix="rsc-hostile-imports-", dir=base))
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")

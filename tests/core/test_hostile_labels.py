@@ -15,7 +15,6 @@ import math
 import re
 import shutil
 import sqlite3
-import tempfile
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,16 +36,6 @@ TABLES = ("recordings", "patients", "cycles", "cycle_edits", "imports", "import_
 
 
 # -- the project, the scratch space and the command line ------------------------------------------------
-@pytest.fixture(scope="module")
-def scratch():
-    # Thousands of small SQLite commits: on a RAM disk where there is one (the result is the same, the
-    # suite several times faster), else in the system's temp folder.
-    base = "/dev/shm" if Path("/dev/shm").is_dir() else None
-    folder = Path(tempfile.mkdtemp(prefix="rsc-hostile-labels-", dir=base))
-    yield folder
-    shutil.rmtree(folder, ignore_errors=True)
-
-
 @pytest.fixture(scope="module")
 def base_project(scratch) -> Path:
     """A project with one 30 s recording, ``rec``, holding three cycles (which a replace deletes)."""
