@@ -122,6 +122,20 @@ def scratch(request) -> Path:
     shutil.rmtree(folder, ignore_errors=True)
 
 
+def write_sqlite(path: Path, *statements: str, wal: bool = False) -> Path:
+    """An SQLite file made by running ``statements`` on ``path`` (another program's, or ours edited)."""
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(path)) as conn:
+        if wal:
+            conn.execute("PRAGMA journal_mode = WAL")
+        for statement in statements:
+            conn.execute(statement)
+        conn.commit()
+    return path
+
+
 def copy_project(source: Path, target: Path) -> Path:
     """Copy a project file and its artifacts folder to ``target`` (a file path); returns ``target``.
 

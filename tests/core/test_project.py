@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_sqlite
 import soundfile as sf
 
 from trainer.project import APPLICATION_ID, SCHEMA_VERSION, Project, ProjectError
@@ -223,15 +224,7 @@ REPO = Path(__file__).resolve().parents[2]
 V1_PROJECT = REPO / "tests" / "data" / "project_v1.rsc"
 
 
-def _sqlite_file(path, *statements, wal=False):
-    """A database another program might have made."""
-    with closing(sqlite3.connect(path)) as conn:
-        if wal:
-            conn.execute("PRAGMA journal_mode = WAL")
-        for statement in statements:
-            conn.execute(statement)
-        conn.commit()
-    return path
+_sqlite_file = write_sqlite  # a database another program might have made
 
 
 def _folder_state(folder):

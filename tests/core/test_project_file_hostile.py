@@ -8,15 +8,14 @@ must open normally.
 from __future__ import annotations
 
 import os
-import sqlite3
 import stat
-from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import pytest
+from conftest import write_sqlite
 
 from trainer.project.schema import SCHEMA_VERSION
 
@@ -55,16 +54,7 @@ def _file(data: Callable[[bytes], bytes], name: str = "study.rsc") -> Callable[[
 
 
 def _sqlite(*statements: str, wal: bool = False) -> Callable[[Path, bytes], Path]:
-    def make(folder: Path, base: bytes) -> Path:
-        path = folder / "study.rsc"
-        with closing(sqlite3.connect(path)) as conn:
-            if wal:
-                conn.execute("PRAGMA journal_mode = WAL")
-            for statement in statements:
-                conn.execute(statement)
-            conn.commit()
-        return path
-    return make
+    return lambda folder, base: write_sqlite(folder / "study.rsc", *statements, wal=wal)
 
 
 def _edited(*statements: str) -> Callable[[Path, bytes], Path]:
@@ -72,12 +62,7 @@ def _edited(*statements: str) -> Callable[[Path, bytes], Path]:
     def make(folder: Path, base: bytes) -> Path:
         path = folder / "study.rsc"
         path.write_bytes(base)
-        with closing(sqlite3.connect(path)) as conn:
-            conn.execute("PRAGMA journal_mode = DELETE")
-            for statement in statements:
-                conn.execute(statement)
-            conn.commit()
-        return path
+        return write_sqlite(path, "PRAGMA journal_mode = DELETE", *statements)
     return make
 
 
