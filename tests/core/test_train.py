@@ -599,8 +599,8 @@ def test_tiny_model_trains_a_step_and_round_trips_its_checkpoint(arch, tmp_path)
 def test_teachers_and_mean_teacher_student_learn_the_synthetic_task(synth_project):
     """Two tiny-CNN6 teachers and a mean-teacher student each reach Score >= 80 on the synthetic test split.
 
-    About 110 s on two idle cores (3 runs x 10 epochs on 92 training cycles; scores near 96-99),
-    3.5 min on a loaded machine. Half-width channels keep an epoch near 5 CPU seconds; SpecAugment is
+    About 70 s on two idle cores (3 runs x 10 epochs on 92 training cycles; scores near 96-99),
+    2.5 min beside the rest of the suite. Half-width channels keep an epoch near 5 CPU seconds; SpecAugment is
     off because on 92 cycles it slows learning more than it regularises (in trials with it, 8-15
     epochs stayed near Score 70-75).
     """

@@ -27,7 +27,9 @@ FAMILY_DEFAULTS = {
 # Tiny variants are for CPU demos and tests on the synthetic data: a short, plain recipe that learns
 # it in about half a minute per run (SpecAugment hides too much of a small set in ten epochs).
 TINY_DEFAULTS = {"epochs": 10, "batch_size": 8, "lr": 2e-3, "spec_augment": False}
-EVAL_BATCH = {"cnn": 256, "transformer": 32}
+# Scoring batches. On a CPU small batches are faster per cycle (the activations of a few cycles stay in
+# cache): cnn6-tiny scores 5.5 ms a cycle in batches of 8 and 15.7 ms in batches of 256 on 2 cores.
+EVAL_BATCH = {"cuda": {"cnn": 256, "transformer": 32}, "cpu": {"cnn": 8, "transformer": 8}}
 # The validation split is the same for every seed of a study, so seeds differ only in what they should.
 VAL_SEED = 0
 # Seeds are what torch, numpy and the per-epoch streams take without wrapping; more runs than this in one
@@ -110,12 +112,14 @@ def _fill_defaults(spec: TrainSpec) -> None:
             setattr(spec, key, value)
     if spec.spec_augment is None:
         spec.spec_augment = spec.feature_set != "clap"
-    if spec.eval_batch_size is None:
-        spec.eval_batch_size = max(EVAL_BATCH[family], spec.batch_size)
     if spec.group is None:
         spec.group = spec.arch
     if spec.device == "auto":
         spec.device = "cuda" if torch.cuda.is_available() else "cpu"
+    if spec.eval_batch_size is None:
+        on_cpu = spec.device == "cpu"
+        size = EVAL_BATCH["cpu" if on_cpu else "cuda"][family]
+        spec.eval_batch_size = size if on_cpu else max(size, spec.batch_size)
     spec.seed = int(spec.seed)
     spec.epochs, spec.batch_size = int(spec.epochs), int(spec.batch_size)
     spec.lr, spec.weight_decay = float(spec.lr), float(spec.weight_decay)
