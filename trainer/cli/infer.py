@@ -257,21 +257,14 @@ def load_classifier(spec: str, threads: int | None = None):
 
 
 def _torch_models(project_path: Path, run_id: str | None, group: str | None):
-    from ..infer.classify import TorchModels
-    from ..runs import DONE, list_runs
-    from ..train import load_run_model
-    from ..vocab import LABELS
+    from ..infer.classify import ClassifyError
+    from ..train.classifier import runs_classifier
 
     with Project.open(project_path) as project:
-        if group is not None:
-            ids = [r.id for r in list_runs(project, group=group, status=DONE)]
-            if not ids:
-                raise CommandError(f"{project_path.name}: group {group!r} has no finished run")
-            identity = f"group:{group}"
-        else:
-            ids, identity = [run_id], f"run:{run_id}"
-        models = [load_run_model(project, i) for i in ids]
-    return TorchModels(models, identity, LABELS[: models[0].num_classes])
+        try:
+            return runs_classifier(project, run_id, group)
+        except ClassifyError as exc:
+            raise CommandError(str(exc)) from None
 
 
 def cmd_classify(args) -> int:
