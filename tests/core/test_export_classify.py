@@ -24,9 +24,8 @@ from trainer.infer.classify import (
     DEFAULT_THRESHOLD, UNCERTAIN, ClassifyError, OnnxModel, TorchModels, card_path, classify_file,
 )
 from trainer.infer.export import ExportError, export_model, export_run, run_card
-from trainer.infer.results_store import stored_results
 from trainer.models import create_model, list_models
-from trainer.project import Project
+from trainer.project import Project, stored_classifications
 from trainer.vocab import LABELS
 
 TINY = [name for name in list_models() if name.endswith("-tiny")]
@@ -145,10 +144,18 @@ def test_a_real_recording_is_classified_end_to_end(exported, trained, real_wav, 
         assert sum(cycle["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert cycle["label"] in (cycle["predicted"], UNCERTAIN)
         assert (cycle["label"] == UNCERTAIN) == (cycle["confidence"] < DEFAULT_THRESHOLD)
-    # The torch run gives the same probabilities; a group of that one run too (the mean of one).
+    assert recording["version"] == json.loads(card_path(out).read_text())["model"]["sha256"]
+    from trainer.runs import checkpoint_records
+
+    with Project.open(project) as opened:
+        weights = checkpoint_records(opened, run_id)["model.safetensors"].sha256
+    # The torch run gives the same probabilities; a group of that one run too (the mean of one). Both are
+    # versioned by the run's model file.
     for spec in (f"{project}:{run_id}", f"{project}:group:micro"):
         assert rsc(["classify", spec, str(real_wav), "--json"]) == 0
-        cycles = json.loads(capsys.readouterr().out)["recordings"][0]["cycles"]
+        torch_recording = json.loads(capsys.readouterr().out)["recordings"][0]
+        cycles = torch_recording["cycles"]
+        assert torch_recording["version"] == weights
         for a, b in zip(recording["cycles"], cycles, strict=True):
             assert max(abs(a["probabilities"][k] - b["probabilities"][k]) for k in LABELS) < 1e-4
     # Without the labels, the segmentation finds the cycles.
@@ -166,9 +173,9 @@ def test_results_are_stored_in_the_project_and_replaced_when_classified_again(ex
     captured = capsys.readouterr()
     assert "stored" in captured.err and real_wav.name in captured.out
     with Project.open(project) as opened:
-        rows = stored_results(opened, real_wav)
+        rows = stored_classifications(opened, real_wav)
     assert len(rows) == len(real_wav.with_suffix(".txt").read_text().split("\n")) - 1
-    assert len({r["run_id"] for r in rows}) == 1 and rows[0]["run_id"].startswith("onnx:")
+    assert len({r["model"] for r in rows}) == 1 and rows[0]["model"].startswith("onnx:")
     assert all(r["label"] in (*LABELS, UNCERTAIN) and set(r["probabilities"]) == set(LABELS) for r in rows)
 
 

@@ -230,7 +230,12 @@ def register_classify(sub) -> None:
     labels = p.add_mutually_exclusive_group()
     labels.add_argument("--labels", type=Path, help="label file with the cycles (one AUDIO only)")
     labels.add_argument("--no-labels", action="store_true", help="segment even where a label file is beside the audio")
-    p.add_argument("--project", type=Path, help="store the results in this project's classifications table")
+    p.add_argument("--project", type=Path,
+                   help="store the results in this project's classifications table, with the model's identity and "
+                   "version; classifying a recording again with the same model and version replaces its rows")
+    p.add_argument("--report", type=Path, metavar="DIR",
+                   help="write AUDIO's stem .html (spectrogram, cycle table, model card; one self-contained file) "
+                   "and .csv into DIR, creating it; reports of that stem already there are replaced")
     p.add_argument("--threads", type=int, help="onnxruntime threads (default: one per core)")
     p.set_defaults(func=cmd_classify)
 
@@ -272,6 +277,8 @@ def cmd_classify(args) -> int:
 
     if args.labels and len(args.audio) > 1:
         raise CommandError("--labels names the cycles of one recording: give one AUDIO with it")
+    if args.report is not None:
+        _check_report_dir(args.report, args.audio)
     try:
         model = load_classifier(args.model, args.threads)
     except ClassifyError as exc:
@@ -289,14 +296,41 @@ def cmd_classify(args) -> int:
         for note in result.notes:
             print(note, file=sys.stderr)
         results.append(result)
+        if args.report is not None:
+            _write_reports(result, model.card, args.report)
     if args.project is not None and results:
-        from ..infer.results_store import store_result
+        from ..project import store_classification
 
         with Project.open(args.project) as project:
-            stored = sum(len(store_result(project, r)) for r in results)
+            stored = sum(len(store_classification(project, r)) for r in results)
         print(f"stored {stored} classified cycle(s) in {args.project}", file=sys.stderr)
     _print_results(results, args, skipped)
     return 1 if skipped else 0
+
+
+def _check_report_dir(folder: Path, audio: list[Path]) -> None:
+    """Refuse, before anything is classified, a DIR that is a file and two AUDIO whose reports would be one file."""
+    if folder.exists() and not folder.is_dir():
+        raise CommandError(f"{folder}: is a file, not a folder for the reports (--report DIR)")
+    stems: dict[str, Path] = {}
+    for path in audio:
+        other = stems.setdefault(path.stem, path)
+        if other != path:
+            raise CommandError(f"{other} and {path} would both write {folder / path.stem}.html: classify them in "
+                               "separate commands or with different --report folders")
+
+
+def _write_reports(result, card: dict | None, folder: Path) -> None:
+    from ..infer.report import write_csv_report, write_html_report
+
+    stem = Path(result.path).stem
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        write_html_report(result, folder / f"{stem}.html", card)
+        write_csv_report(result, folder / f"{stem}.csv")
+    except OSError as exc:
+        raise CommandError(f"{folder / stem}: cannot write the report ({exc.strerror or exc})") from None
+    print(f"wrote {folder / stem}.html and .csv", file=sys.stderr)
 
 
 def _print_results(results, args, skipped: int) -> None:

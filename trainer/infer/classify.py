@@ -103,6 +103,8 @@ class OnnxModel:
         self.prep = prep_of(self.card)
         run = self.card.get("run") or {}
         self.identity = f"onnx:{run.get('id') or self.card['model']['arch']}@{self.card['model']['sha256'][:12]}"
+        # The file's whole sha256 (read_card checked it): what says which weights gave a result.
+        self.version = self.card["model"]["sha256"]
 
     def features(self, waves: np.ndarray) -> np.ndarray:
         settings = self.card["features"]
@@ -128,7 +130,7 @@ class OnnxModel:
 class TorchModels:
     """Trained torch models of one feature set: one run, or an ensemble whose logits are averaged."""
 
-    def __init__(self, models: Sequence, identity: str, classes: Sequence[str]) -> None:
+    def __init__(self, models: Sequence, identity: str, classes: Sequence[str], version: str | None = None) -> None:
         if not models:
             raise ClassifyError(f"{identity}: no model to classify with")
         sets = {m.feature_set for m in models}
@@ -140,6 +142,7 @@ class TorchModels:
         self.models = [m.eval() for m in models]
         self.feature_set = FEATURE_SETS[sets.pop()]
         self.identity, self.classes, self.prep, self.card = identity, tuple(classes), self.feature_set.prep, None
+        self.version = version  # the weights' identity (trainer.train.classifier: the model files' sha256)
 
     def features(self, waves: np.ndarray):
         return self.feature_set.compute(waves)
@@ -185,6 +188,7 @@ class RecordingResult:
     cycles_from: str  # the label file, or "segmentation (auto)"
     cycles: list[CycleResult] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    version: str | None = None  # the model's weights (see OnnxModel.version, TorchModels.version)
 
     def to_dict(self) -> dict:
         data = asdict(self)
@@ -225,7 +229,8 @@ def classify_file(model, path: str | Path, threshold: float = DEFAULT_THRESHOLD,
         spans, annotated = [(s.start, s.end) for s in segments], [None] * len(segments)
         sources, confidences, cycles_from = [s.method for s in segments], [s.confidence for s in segments], f"segmentation ({method})"
     probabilities = classify_spans(model, wave, rate, spans)
-    result = RecordingResult(str(path), model.identity, threshold, round(duration, 3), cycles_from, notes=notes)
+    result = RecordingResult(str(path), model.identity, threshold, round(duration, 3), cycles_from, notes=notes,
+                             version=getattr(model, "version", None))
     for (start, end), p, source, conf, known in zip(spans, probabilities, sources, confidences, annotated):
         top = int(np.argmax(p))
         predicted = model.classes[top]

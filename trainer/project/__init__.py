@@ -2,7 +2,8 @@
 
 :class:`Project` is built from rooms, each owning its tables: ``store`` (the connection, transactions,
 migrations and paths), ``recordings`` (patients, recordings and their audio), ``cycles`` (the cycle
-rule and every cycle edit, with its history) and ``imports`` (the import log). ``schema`` holds the
+rule and every cycle edit, with its history) and ``imports`` (the import log); ``classifications``
+(what a model said of each cycle of a recording, with the model's identity and version) is functions. ``schema`` holds the
 tables and the migrations that bring an older file up to date; ``filecheck`` tells a project from any
 other file and puts SQLite's refusals of the file (damaged, read-only, locked, disk full) in words.
 """
@@ -13,6 +14,7 @@ import hashlib
 from typing import Any, Iterable
 
 from ..vocab import AUDIO_STATUSES, LABELS, SPLITS
+from .classifications import store_classification, stored_classifications
 from .cycles import CYCLE_TOLERANCE, Cycles, Fault, ends_past, overlaps, same_span, screen, span_fault
 from .errors import ProjectError, ProjectFileError
 from .filecheck import file_fault
@@ -24,7 +26,7 @@ from .store import ProjectFile, busy_timeout_s, default_author, now
 __all__ = [
     "APPLICATION_ID", "CYCLE_TOLERANCE", "SCHEMA_VERSION", "Fault", "FaultHandler", "Project", "ProjectError",
     "ProjectFileError", "busy_timeout_s", "default_author", "ends_past", "file_fault", "file_sha256", "now",
-    "overlaps", "same_span", "screen", "span_fault",
+    "overlaps", "same_span", "screen", "span_fault", "store_classification", "stored_classifications",
 ]
 
 

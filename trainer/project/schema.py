@@ -12,7 +12,7 @@ import sqlite3
 
 import sqlite_utils
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 # The bytes "RSCs" read as a big-endian integer, as SQLite stores it at offset 68 of the file's header.
 APPLICATION_ID = int.from_bytes(b"RSCs", "big")
 # Tables every project has had since version 1: how a file made before the application id is recognised.
@@ -197,5 +197,31 @@ def _cycle_sets_and_checksums(db: sqlite_utils.Database) -> None:
     )
 
 
-MIGRATIONS = [_schema_v1, _runs_progress_column, _identity_and_owners, _cycle_sets_and_checksums]
+def _classification_provenance(db: sqlite_utils.Database) -> None:
+    """Version 5: a stored classification says which model and which version of its weights gave it,
+    where it came from, the project recording whose audio it is and the threshold it was cut at.
+
+    ``run_id`` held the model's identity; it is copied into ``model`` and kept (dropping a column
+    rebuilds the table in SQLite, for no gain), and nothing writes it any more. Earlier rows have no
+    version or threshold (NULL); their recording is the one whose stored path is theirs, if any.
+    """
+    _execute_script(
+        db,
+        """
+        ALTER TABLE classifications ADD COLUMN model TEXT;
+        ALTER TABLE classifications ADD COLUMN model_version TEXT;
+        ALTER TABLE classifications ADD COLUMN origin TEXT NOT NULL DEFAULT 'model';
+        ALTER TABLE classifications ADD COLUMN recording_id INTEGER REFERENCES recordings(id);
+        ALTER TABLE classifications ADD COLUMN threshold REAL;
+        UPDATE classifications SET model = run_id,
+            recording_id = (SELECT r.id FROM recordings r WHERE r.path = classifications.audio_path ORDER BY r.id LIMIT 1);
+        CREATE INDEX classifications_audio ON classifications(audio_path, model, model_version);
+        CREATE INDEX classifications_recording ON classifications(recording_id);
+        """
+    )
+
+
+MIGRATIONS = [
+    _schema_v1, _runs_progress_column, _identity_and_owners, _cycle_sets_and_checksums, _classification_provenance,
+]
 assert len(MIGRATIONS) == SCHEMA_VERSION
