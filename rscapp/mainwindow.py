@@ -1,7 +1,7 @@
 """The main window: project life cycle (new, open, recent, demo), imports, settings, status bar.
 
 The window opens and closes the :class:`~trainer.project.Project` and hands it to the
-:class:`~rscapp.model.ProjectModel`, which every view (Library, Listen, the status bar) listens to.
+:class:`~rscapp.model.ProjectModel`, which every view (the tabs of :mod:`rscapp.tabs`, the status bar) listens to.
 Views never open or close projects. Long work (imports, the demo project, audio checks) runs in
 :mod:`rscapp.workers` tasks on their own project connection; the model notices what they wrote.
 """
@@ -17,20 +17,17 @@ from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QSettings, QStandardPaths, Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QMainWindow, QMenu, QTabWidget, QToolButton
+from PySide6.QtWidgets import QMainWindow, QMenu, QToolButton
 
 from trainer.project import Project, ProjectError
 
 from . import dialogs
 from .background import create_demo, remove_project, run_import
-from .library import LibraryView
-from .compare import CompareView
-from .listen import ListenView
-from .train import TrainView
 from .model import ProjectModel
 from .recent import RecentProjects
 from .statusbar import StatusCounts, StatusRuns
 from .style import app_icon
+from .tabs import build_tab_actions, build_tabs
 from .workers import Task, cancel_all, start
 
 log = logging.getLogger(__name__)
@@ -64,16 +61,7 @@ class MainWindow(QMainWindow):
         self.setWindowIcon(app_icon())
         self.resize(1280, 820)
 
-        self.library = LibraryView(self.model)
-        self.listen = ListenView(self.model, self)
-        self.train = TrainView(self.model)
-        self.compare = CompareView(self.model)
-        self.tabs = QTabWidget()
-        self.tabs.setDocumentMode(True)
-        self.tabs.addTab(self.library, "Library")
-        self.tabs.addTab(self.listen, "Listen")
-        self.tabs.addTab(self.train, "Train")
-        self.tabs.addTab(self.compare, "Compare")
+        self.tabs = build_tabs(self)  # self.library, .listen, .train, .compare, .classify
         self.setCentralWidget(self.tabs)
 
         self.status_counts = StatusCounts(self.model)
@@ -118,10 +106,7 @@ class MainWindow(QMainWindow):
         self.act_check_audio = self._action("Check audio &files", lambda: self.library.check_audio(),
                                             tip="Find moved or changed audio files")
         self.act_quit = self._action("&Quit", self.close, QKeySequence.StandardKey.Quit)
-        self.act_library = self._action("&Library", lambda: self.tabs.setCurrentWidget(self.library), "Ctrl+1")
-        self.act_listen = self._action("Li&sten", lambda: self.tabs.setCurrentWidget(self.listen), "Ctrl+2")
-        self.act_train = self._action("&Train", lambda: self.tabs.setCurrentWidget(self.train), "Ctrl+3")
-        self.act_compare = self._action("&Compare", lambda: self.tabs.setCurrentWidget(self.compare), "Ctrl+4")
+        self.tab_actions = build_tab_actions(self)  # self.act_library, ... (Ctrl+1, Ctrl+2, ...)
         self.act_clear_filters = self._action("&Clear library filters", self.library.clear_filters)
         self.act_about = self._action("&About RSC Studio", self.show_about)
         stack = self.listen.undo_stack()
@@ -149,10 +134,8 @@ class MainWindow(QMainWindow):
         edit.addAction(self.act_undo)
         edit.addAction(self.act_redo)
         view = bar.addMenu("&View")
-        view.addAction(self.act_library)
-        view.addAction(self.act_listen)
-        view.addAction(self.act_train)
-        view.addAction(self.act_compare)
+        for action in self.tab_actions:
+            view.addAction(action)
         view.addSeparator()
         view.addAction(self.act_clear_filters)
         tools = bar.addMenu("&Tools")
@@ -167,6 +150,8 @@ class MainWindow(QMainWindow):
         self.train.statusMessage.connect(self.show_message)
         self.compare.statusMessage.connect(self.show_message)
         self.compare.openCycle.connect(self.open_in_listen)
+        self.classify.statusMessage.connect(self.show_message)
+        self.classify.openRecording.connect(self.open_in_listen)
 
     def show_message(self, text: str) -> None:
         self.statusBar().showMessage(text, 8000)
