@@ -11,7 +11,7 @@ EDITION="${1:-classify}"
 PYTHON="${PYTHON:-python3}"
 TORCH_VERSION="2.13.0"  # the same pin as dev.sh
 VENV="build/venv-$EDITION"
-APP_DEPS=("numpy>=1.26" "soundfile>=0.12" "soxr>=0.3.7" "sqlite-utils>=3.36" "onnxruntime>=1.17"
+APP_DEPS=("numpy>=2.1" "soundfile>=0.12" "soxr>=0.3.7" "sqlite-utils>=3.36" "onnxruntime>=1.17"
           "PySide6-Essentials>=6.6,<6.12" "pyqtgraph>=0.13.7" "sounddevice>=0.4.6" "pyinstaller>=6.5")
 # Qt modules the app never loads; leaving them out keeps the folder smaller and the start faster.
 EXCLUDES=(tkinter matplotlib scipy pandas IPython PySide6.QtWebEngineCore PySide6.QtQml PySide6.QtQuick
