@@ -25,11 +25,13 @@ def confusion_matrix(labels: Sequence[int], predictions: Sequence[int], num_clas
 
 
 def icbhi_score(labels: Sequence[int], predictions: Sequence[int]) -> dict:
-    """Specificity, sensitivity and score in percent, with the 4x4 confusion matrix.
+    """Specificity, sensitivity and score in percent, with the 4x4 confusion matrix and the two-class
+    (normal against abnormal) numbers under ``two_class``.
 
     A cycle is a hit only when the 4-class prediction equals its label. Sp = hits(normal) / normal;
     Se = hits(crackle + wheeze + both) / (crackle + wheeze + both); Score = (Sp + Se) / 2. A split with
-    no normal (or no abnormal) cycle has an undefined Sp (Se), given as NaN.
+    no normal (or no abnormal) cycle has an undefined Sp (Se), given as NaN; the published code divides
+    by count + 1e-10 and gives 0, a number that reads like a result.
     """
     cm = confusion_matrix(labels, predictions)
     normal = cm[0].sum()
@@ -43,7 +45,43 @@ def icbhi_score(labels: Sequence[int], predictions: Sequence[int]) -> dict:
         "confusion": cm,
         "n": int(cm.sum()),
         "accuracy": float(100.0 * np.trace(cm) / cm.sum()) if cm.sum() else math.nan,
+        "two_class": two_class_score(cm),
     }
+
+
+def two_class_score(confusion) -> dict:
+    """Normal against any abnormal, from a 4x4 confusion matrix (true rows, predicted columns).
+
+    An abnormal cycle predicted as any abnormal class is a hit (a crackle called wheeze counts):
+    Sp = normal predicted normal / normal, Se = abnormal predicted abnormal / abnormal, Score their
+    mean, in percent; undefined (NaN) as in :func:`icbhi_score`.
+    """
+    cm = np.asarray(confusion, dtype=np.int64)
+    if cm.shape != (NUM_CLASSES, NUM_CLASSES) or (cm < 0).any():
+        raise ValueError(f"expected a {NUM_CLASSES}x{NUM_CLASSES} confusion matrix of counts, got shape {cm.shape}")
+    normal, abnormal = cm[0].sum(), cm[1:].sum()
+    sp = 100.0 * cm[0, 0] / normal if normal else math.nan
+    se = 100.0 * cm[1:, 1:].sum() / abnormal if abnormal else math.nan
+    return {"sp": float(sp), "se": float(se), "score": float((sp + se) / 2.0)}
+
+
+def two_class_of(metrics: dict) -> dict | None:
+    """A run's two-class numbers: stored ones, else computed from its stored confusion matrix (runs made
+    before they were stored); None where neither is there, so that no number is made up."""
+    stored = metrics.get("two_class")
+    if isinstance(stored, dict) and all(k in stored for k in ("sp", "se", "score")):
+        return {k: _float(stored[k]) for k in ("sp", "se", "score")}
+    confusion = metrics.get("confusion")
+    if confusion is None:
+        return None
+    try:
+        return two_class_score(confusion)
+    except (ValueError, TypeError):
+        return None
+
+
+def _float(value) -> float:
+    return math.nan if value is None else float(value)  # strict JSON wrote an undefined value as null
 
 
 def mean_std(values: Iterable[float]) -> tuple[float, float]:

@@ -1,7 +1,9 @@
 """The runs table: teacher groups, student groups and ensembles, each group with its seeds below it.
 
-Groups show the mean and sample standard deviation over finished seeds of Sp, Se and Score, written as
-``rsc report`` writes them (``trainer.results.render``), and the protocol that chose each checkpoint;
+Groups show the mean and sample standard deviation over finished seeds of Sp, Se and Score, and of the
+same three for normal against abnormal (2-class: an abnormal cycle called any abnormal class is a hit;
+a run stored without them gets them from its confusion matrix), written as ``rsc report`` writes them
+(``trainer.results.render``), and the protocol that chose each checkpoint;
 test-selected checkpoints read ``test*`` and are marked optimistic. Ensembles fill in as their groups'
 stored outputs arrive. Items are keys the rest of the view understands: ("group", name), ("run", id),
 ("ensemble", group, k).
@@ -13,12 +15,17 @@ from PySide6.QtCore import QItemSelectionModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTreeWidgetItem
 
+from trainer.evaluate import two_class_of
 from trainer.results import TEST_SELECTION_NOTE
 
 from .data import CompareData
 
-COLUMNS = ("Name", "Arch", "Targets", "n", "Sp", "Se", "Score", "Selection", "Teachers")
-WIDTHS = (172, 44, 100, 24, 96, 96, 96, 60, 100)
+COLUMNS = ("Name", "Arch", "Targets", "n", "Sp", "Se", "Score", "2-class Sp", "2-class Se", "2-class Score",
+           "Selection", "Teachers")
+WIDTHS = (172, 44, 100, 24, 96, 96, 96, 96, 96, 96, 60, 100)
+SELECTION = COLUMNS.index("Selection")
+TWO_CLASS_TIP = "Normal against abnormal: an abnormal cycle predicted as any abnormal class is a hit"
+METRICS = ("sp", "se", "score")
 OPTIMISTIC = QColor("#e65100")
 SECTIONS = (("teachers", "Teachers (hard labels)"), ("students", "Students (soft labels)"), ("ensembles", "Ensembles"))
 KEY = Qt.ItemDataRole.UserRole
@@ -35,6 +42,13 @@ def mean_std_text(stat: dict | None) -> str:
 
 def number_text(value) -> str:
     return "-" if value is None or value != value else f"{value:.2f}"
+
+
+def two_class_texts(values: dict | None) -> list[str]:
+    """2-class Sp, Se, Score cells: a group's mean ± std, or a run's or an ensemble's number; '-' if absent."""
+    values = values or {}
+    return [mean_std_text(values.get(k)) if isinstance(values.get(k), dict) else number_text(values.get(k))
+            for k in METRICS]
 
 
 def selection_text(value, flagged: bool) -> str:
@@ -116,7 +130,7 @@ class RunsTable(QTreeWidget):
         flagged = group["test_selection"]
         item = self._item(section, ("group", name), [
             name, str(group["arch"]), targets_text(group), str(group["n"]), mean_std_text(group["sp"]),
-            mean_std_text(group["se"]), mean_std_text(group["score"]),
+            mean_std_text(group["se"]), mean_std_text(group["score"]), *two_class_texts(group.get("two_class")),
             selection_text(group["selection"], flagged), group["teacher_group"] or "-"])
         if flagged:
             self._optimistic(item)
@@ -125,7 +139,7 @@ class RunsTable(QTreeWidget):
             self._item(item, ("run", run.id), [
                 run.id, run.arch, f"seed {run.seed}", "1", number_text(metrics.get("sp")),
                 number_text(metrics.get("se")), number_text(metrics.get("score")),
-                selection_text(metrics.get("selection"), metrics.get("selection") == "test"), ""])
+                *two_class_texts(two_class_of(metrics)), selection_text(metrics.get("selection"), metrics.get("selection") == "test"), ""])
         for run_id, status in group["not_finished"].items():
             child = self._item(item, ("run", run_id), [f"{run_id}  ({status})", "", "", "0"])
             child.setForeground(0, QBrush(QColor("#9e9e9e")))
@@ -135,13 +149,15 @@ class RunsTable(QTreeWidget):
         item.setData(0, KEY, key)
         for col in range(3, len(COLUMNS) - 1):
             item.setTextAlignment(col, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        for col in range(SELECTION - 3, SELECTION):
+            item.setToolTip(col, TWO_CLASS_TIP)
         self.items[key] = item
         return item
 
     @staticmethod
     def _optimistic(item: QTreeWidgetItem) -> None:
-        item.setForeground(7, QBrush(OPTIMISTIC))
-        item.setToolTip(7, TEST_SELECTION_NOTE)
+        item.setForeground(SELECTION, QBrush(OPTIMISTIC))
+        item.setToolTip(SELECTION, TEST_SELECTION_NOTE)
 
     def update_ensembles(self, names) -> None:
         """The ensemble rows of the groups whose outputs arrived or changed (all when ``names`` is None)."""
@@ -175,6 +191,7 @@ class RunsTable(QTreeWidget):
         what = "2nd generation" if row["generation"] == 2 else "ensemble"  # of students; of teachers (n: how many)
         texts = [label, str(row["arch"]), what,
                  str(row["k"]), number_text(row["sp"]), number_text(row["se"]), number_text(row["score"]),
+                 *two_class_texts(row.get("two_class")),
                  "test*" if row["test_selection"] else selection_text(group["selection"], False),
                  group["teacher_group"] or "-"]
         for col, text in enumerate(texts):

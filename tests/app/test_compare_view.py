@@ -19,6 +19,7 @@ from rscapp import workers
 from rscapp.compare import CompareView
 from rscapp.mainwindow import MainWindow
 from rscapp.compare import data as compare_data
+from rscapp.compare.runs_table import COLUMNS
 from rscapp.model import ProjectModel
 from trainer import runs
 from trainer.evaluate import icbhi_score
@@ -145,20 +146,21 @@ def test_the_runs_table_shows_the_numbers_rsc_report_prints(opened):
     text = render_markdown(build_report(study.project))
     groups = markdown_rows(text, "## Runs by group (mean ± std over seeds)")
     assert {row[0] for row in groups} == {"teachers", "teachers-b", "students"}
-    for name, _arch, _kind, _teachers, n, sp, se, score, selection, _runs in groups:
-        key = ("group", name)
-        assert [table.cell(key, c) for c in ("n", "Sp", "Se", "Score", "Selection")] == [n, sp, se, score, selection]
+    shown = ("n", "Sp", "Se", "Score", "2-class Sp", "2-class Se", "2-class Score", "Selection")
+    for name, _arch, _kind, _teachers, *numbers, _runs in groups:
+        assert [table.cell(("group", name), c) for c in shown] == numbers
     assert table.cell(("group", "teachers-b"), "Selection") == "test*"  # picked on the test set: optimistic
-    assert table.items[("group", "teachers-b")].toolTip(7).startswith("test*: checkpoint epoch picked on the test set")
+    selection = COLUMNS.index("Selection")
+    assert table.items[("group", "teachers-b")].toolTip(selection).startswith("test*: checkpoint epoch picked on the test set")
     assert table.cell(("group", "students"), "n") == "3"  # the queued fourth run is listed, not counted
     assert table.cell(("run", "s9"), "Name") == "s9  (queued)"
 
     ensembles = markdown_rows(text, "## Ensembles (argmax of the mean stored logits, first k runs by seed)")
     assert len(ensembles) == 3 + 3 + 2  # k = 1, 3, 5 of each teacher group; k = 1, 3 of the students
-    for name, _arch, k, sp, se, score, _cycles, _runs in ensembles:
+    for name, _arch, k, *numbers, _cycles, _runs in ensembles:
         group = name.split("++")[0]
         key = ("ensemble", group, int(k.split()[0]))
-        assert [table.cell(key, c) for c in ("Sp", "Se", "Score")] == [sp, se, score], name
+        assert [table.cell(key, c) for c in shown[1:-1]] == numbers, name
     assert table.cell(("ensemble", "teachers-b", 5), "Selection") == "test*"
 
 

@@ -59,11 +59,27 @@ def select_teachers(project: Project, group: str, k: int | None, mode: str = "fi
     if k > len(finished):
         raise DistillError(f"group {group!r} has {len(finished)} finished runs, fewer than the {k} teachers asked for")
     if mode == "curated":
-        scored = []
-        for run in finished:
-            score = selection_score(run.metrics)
-            if score is None:
-                raise DistillError(f"run {run.id} in group {group!r} has no stored score to curate by")
-            scored.append((-float(score), run.seed if run.seed is not None else math.inf, run.id))
-        return [run_id for _, _, run_id in sorted(scored)[:k]]
+        return _best(finished, group, k)
     return [run.id for run in finished[:k]]
+
+
+def _best(finished: list[runs.Run], group: str, k: int) -> list[str]:
+    """The k best by selection score, ties by lower seed. An undefined score (NaN: the split it was taken
+    on had no abnormal, or no normal, cycle) cannot be ranked; such runs are never taken as "best",
+    and asking for more teachers than there are ranked runs is refused rather than filled by chance."""
+    scored, undefined = [], []
+    for run in finished:
+        score = selection_score(run.metrics)
+        if score is None:
+            raise DistillError(f"run {run.id} in group {group!r} has no stored score to curate by")
+        if not math.isfinite(float(score)):
+            undefined.append(run.id)
+            continue
+        scored.append((-float(score), run.seed if run.seed is not None else math.inf, run.id))
+    if k > len(scored):
+        raise DistillError(
+            f"group {group!r}: curated asks for the {k} best runs but only {len(scored)} have a defined score "
+            f"({', '.join(undefined)}: undefined, as their scoring split lacks abnormal or normal cycles); "
+            "ask for fewer teachers or take the first k (mode mean)"
+        )
+    return [run_id for _, _, run_id in sorted(scored)[:k]]

@@ -1,9 +1,16 @@
 """AST: transformers ASTModel on 798 frames x 128 mel, with the head LayerNorm + Linear(768, classes).
 
 The AudioSet checkpoint was trained on 1024 frames, a 12 x 101 grid of patch positions; ours is
-12 x 79. Its position embeddings are resampled to our grid (bilinear, corners aligned, so the first
-and last patch keep their embeddings and the ones between are interpolated); the two leading tokens
-(CLS and distillation) are kept as they are.
+12 x 79. ``pos_embed`` says how its position embeddings reach our grid (the two leading tokens, CLS
+and distillation, are kept as they are):
+
+- ``crop`` (the default; the published AST code, src/models/ast_models.py): an axis with fewer
+  patches than the checkpoint keeps its centre positions (time columns 11..89 of 101 for 8 s), an
+  axis with more is resampled bilinearly (corners not aligned), as that code does.
+- ``resample``: both axes resampled bilinearly with corners aligned, so the first and last patch
+  keep their embeddings and the ones between are interpolated. Every run made before ``pos_embed``
+  existed used this; a stored run whose model settings lack the key means it
+  (:func:`stored_run_model_args`), a new run records its choice (:func:`new_run_model_args`).
 """
 
 from __future__ import annotations
@@ -23,6 +30,10 @@ AST_FULL = dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, i
                 patch_size=16, frequency_stride=10, time_stride=10, max_length=798, num_mel_bins=128,
                 hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0, layer_norm_eps=1e-12, qkv_bias=True)
 AST_TINY = dict(AST_FULL, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64)
+POS_EMBED_MODES = ("crop", "resample")
+# A new run records the default; a run stored without the key was made when resampling was all there was.
+NEW_RUN_ARGS = {"pos_embed": "crop"}
+STORED_RUN_ARGS = {"pos_embed": "resample"}
 
 
 def patch_grid(config: Any) -> tuple[int, int]:
@@ -48,11 +59,61 @@ def interpolate_position_embeddings(pos: torch.Tensor, source_grid: tuple[int, i
     return torch.cat([lead, grid], dim=1)
 
 
+def crop_position_embeddings(pos: torch.Tensor, source_grid: tuple[int, int],
+                             target_grid: tuple[int, int], leading_tokens: int = 2) -> torch.Tensor:
+    """The published AST rule: centre crop of an axis that shrinks, bilinear resampling of one that grows.
+
+    Time first, then frequency, as in ast_models.py: ``start = int(old / 2) - int(new / 2)``.
+    """
+    f0, t0 = source_grid
+    f1, t1 = target_grid
+    if pos.shape[1] != leading_tokens + f0 * t0:
+        raise ModelError(f"position embeddings of length {pos.shape[1]} do not match a {f0}x{t0} grid")
+    dim = pos.shape[-1]
+    lead, grid = pos[:, :leading_tokens], pos[:, leading_tokens:]
+    grid = grid.reshape(1, f0, t0, dim).permute(0, 3, 1, 2)
+    if t1 <= t0:
+        start = t0 // 2 - t1 // 2
+        grid = grid[:, :, :, start:start + t1]
+    else:
+        grid = F.interpolate(grid.float(), size=(f0, t1), mode="bilinear").to(pos.dtype)
+    if f1 <= f0:
+        start = f0 // 2 - f1 // 2
+        grid = grid[:, :, start:start + f1, :]
+    else:
+        grid = F.interpolate(grid.float(), size=(f1, t1), mode="bilinear").to(pos.dtype)
+    grid = grid.permute(0, 2, 3, 1).reshape(1, f1 * t1, dim)
+    return torch.cat([lead, grid], dim=1)
+
+
+def _is_ast(arch: str) -> bool:
+    from . import model_entry
+
+    try:
+        return model_entry(arch).family == "ast"
+    except ModelError:
+        return False
+
+
+def new_run_model_args(arch: str, model_args: dict) -> dict:
+    """The model settings a new run records: AST's ``pos_embed`` written out, so that a later change of
+    the default cannot change what the run means."""
+    return {**NEW_RUN_ARGS, **model_args} if _is_ast(arch) else dict(model_args)
+
+
+def stored_run_model_args(arch: str, model_args: dict) -> dict:
+    """The model settings of a stored run: one made before ``pos_embed`` existed resampled."""
+    return {**STORED_RUN_ARGS, **model_args} if _is_ast(arch) else dict(model_args)
+
+
 class ASTClassifier(RSCModel):
     def __init__(self, num_classes: int, config_kwargs: dict[str, Any],
-                 overrides: dict[str, Any] | None = None) -> None:
+                 overrides: dict[str, Any] | None = None, pos_embed: str = "crop") -> None:
         from transformers import ASTConfig, ASTModel
 
+        if pos_embed not in POS_EMBED_MODES:
+            raise ModelError(f"ast: unknown pos_embed {pos_embed!r} (expected one of {', '.join(POS_EMBED_MODES)})")
+        self.pos_embed = pos_embed
         self.config = make_config(ASTConfig, config_kwargs, overrides or {}, "ast")
         super().__init__(num_classes, "ast", embedding_dim=self.config.hidden_size)
         self.backbone = ASTModel(self.config)
@@ -82,8 +143,10 @@ def load_ast_checkpoint(model: ASTClassifier, pretrained: Any, hub_id: str) -> N
         return None
 
     def adapt_positions(value: torch.Tensor, want: torch.Tensor) -> tuple[torch.Tensor, str]:
-        out = interpolate_position_embeddings(value, source_grid, target_grid)
-        return out, f"interpolated from a {source_grid[0]}x{source_grid[1]} to a {target_grid[0]}x{target_grid[1]} grid"
+        grids = f"from a {source_grid[0]}x{source_grid[1]} to a {target_grid[0]}x{target_grid[1]} grid"
+        if model.pos_embed == "resample":
+            return interpolate_position_embeddings(value, source_grid, target_grid), f"interpolated {grids}"
+        return crop_position_embeddings(value, source_grid, target_grid), f"centre-cropped (published AST rule) {grids}"
 
     report = load_state(model, state, source=source, rename=rename,
                         adapt={"backbone.embeddings.position_embeddings": adapt_positions})
@@ -97,7 +160,9 @@ def load_ast_checkpoint(model: ASTClassifier, pretrained: Any, hub_id: str) -> N
 
 
 def _build(num_classes: int, pretrained: Any, defaults: dict[str, Any], hub_id: str, overrides) -> ASTClassifier:
-    model = ASTClassifier(num_classes, defaults, overrides)
+    overrides = dict(overrides)
+    pos_embed = overrides.pop("pos_embed", NEW_RUN_ARGS["pos_embed"])
+    model = ASTClassifier(num_classes, defaults, overrides, pos_embed=pos_embed)
     if pretrained is not None:
         if pretrained == "hub" and not hub_id:
             raise ModelError("ast-tiny has no Hub checkpoint; pass a local folder")

@@ -44,28 +44,39 @@ def _kind_label(g: dict) -> str:
     return str(g["kind"])
 
 
+TWO_CLASS_HEAD = ["2-class Sp", "2-class Se", "2-class Score"]
+
+
+def _two_class_cells(values: dict | None) -> list[str]:
+    """Mean ± std cells of a group's two-class numbers, or plain cells of an ensemble's; '-' where absent."""
+    values = values or {}
+    return [_ms(values.get(key)) if isinstance(values.get(key), dict) else _num(values.get(key)) for key in METRICS]
+
+
 def _group_table(report: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["group", "arch", "kind", "teachers", "n", "Sp", "Se", "Score", "selection", "runs"]
+    head = ["group", "arch", "kind", "teachers", "n", "Sp", "Se", "Score", *TWO_CLASS_HEAD, "selection", "runs"]
     body = []
     for g in report["groups"]:
         body.append([
             g["group"], str(g["arch"]), _kind_label(g), g["teacher_group"] or "-", str(g["n"]),
-            _ms(g["sp"]), _ms(g["se"]), _ms(g["score"]), _selection(g["selection"], g["test_selection"]),
+            _ms(g["sp"]), _ms(g["se"]), _ms(g["score"]), *_two_class_cells(g.get("two_class")),
+            _selection(g["selection"], g["test_selection"]),
             " ".join(g["run_ids"]) + (f" (+{len(g['not_finished'])} not finished)" if g["not_finished"] else ""),
         ])
     return head, body
 
 
 def _ensemble_table(report: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["ensemble", "arch", "k", "Sp", "Se", "Score", "cycles", "runs"]
+    head = ["ensemble", "arch", "k", "Sp", "Se", "Score", *TWO_CLASS_HEAD, "cycles", "runs"]
     body = []
     for e in report["ensembles"]:
         if "error" in e:
-            body.append([e["group"], "-", "-", "-", "-", "-", "-", e["error"]])
+            body.append([e["group"], *["-"] * (len(head) - 2), e["error"]])
             continue
         name = e["group"] + ("++" if e["generation"] == 1 else "++ (2nd gen)") + (" *" if e["test_selection"] else "")
         body.append([name, str(e["arch"]), f"{e['k']}{' (all)' if e['all'] else ''}", _num(e["sp"]), _num(e["se"]),
-                     _num(e["score"]), str(e["n_cycles"]), " ".join(e["run_ids"])])
+                     _num(e["score"]), *_two_class_cells(e.get("two_class")), str(e["n_cycles"]),
+                     " ".join(e["run_ids"])])
     return head, body
 
 
@@ -179,7 +190,9 @@ def render_latex(report: dict) -> str:
 
 
 CSV_FIELDS = ["table", "source", "group", "arch", "kind", "mode", "k", "n", "sp_mean", "sp_std", "se_mean", "se_std",
-              "score_mean", "score_std", "gain", "selection", "compared_with", "run_ids"]
+              "score_mean", "score_std", "two_class_sp_mean", "two_class_sp_std", "two_class_se_mean",
+              "two_class_se_std", "two_class_score_mean", "two_class_score_std", "gain", "selection",
+              "compared_with", "run_ids"]
 # Added only to a report made with calibration, so that the CSV of a plain report keeps its columns.
 CALIBRATION_FIELDS = ["ensemble_ece", "runs_ece_mean", "runs_ece_std"]
 
@@ -192,13 +205,15 @@ def render_csv(report: dict) -> str:
     writer = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     writer.writeheader()
 
-    def stats(row: dict, values: dict) -> None:
+    def stats(row: dict, values: dict, prefix: str = "") -> None:
         for key in METRICS:
             stat = values.get(key)
             if isinstance(stat, dict):
-                row[f"{key}_mean"], row[f"{key}_std"] = stat.get("mean"), stat.get("std")
+                row[f"{prefix}{key}_mean"], row[f"{prefix}{key}_std"] = stat.get("mean"), stat.get("std")
             else:
-                row[f"{key}_mean"] = stat
+                row[f"{prefix}{key}_mean"] = stat
+        if not prefix and isinstance(values.get("two_class"), dict):
+            stats(row, values["two_class"], "two_class_")
 
     for g in report["groups"]:
         row = {"table": "groups", "source": "ours", "group": g["group"], "arch": g["arch"], "kind": g["kind"],

@@ -20,7 +20,7 @@ import math
 from typing import Iterable, Sequence
 
 from .. import runs
-from ..evaluate import mean_std
+from ..evaluate import mean_std, two_class_of
 from ..project import Project, ProjectError
 from .calibration import collect_calibration
 from .ensembles import ensemble_curve
@@ -29,6 +29,8 @@ from .published import PUBLISHED, PUBLISHED_BTS_ENSEMBLES, PUBLISHED_BTS_STUDENT
 ENSEMBLE_KS = (1, 3, 5, 10, 15, 20, 24, 30)
 METRICS = ("sp", "se", "score")
 
+TWO_CLASS_NOTE = ("2-class: normal against abnormal (an abnormal cycle predicted as any abnormal class is a hit); "
+                  "Sp, Se and Score as in the 4-class metric")
 TEST_SELECTION_NOTE = "test*: checkpoint epoch picked on the test set (the reference protocol; optimistic)"
 
 
@@ -50,6 +52,15 @@ def _summary(metrics: Sequence[dict]) -> dict:
         mean, std = mean_std(values) if values else (None, None)
         out[key] = {"mean": mean, "std": std, "values": values}
     return out
+
+
+def _two_class_summary(metrics: Sequence[dict]) -> dict:
+    """Two-class Sp, Se, Score over runs. A run with neither stored two-class numbers nor a confusion
+    matrix leaves the group without them: a mean over some of its seeds would be another result."""
+    per_run = [two_class_of(m) for m in metrics]
+    if any(one is None for one in per_run):
+        return {key: {"mean": None, "std": None, "values": []} for key in METRICS}
+    return _summary(per_run)
 
 
 def is_nan(value) -> bool:
@@ -85,11 +96,12 @@ def collect_groups(project: Project) -> list[dict]:
             "not_finished": {r.id: r.status for r in group_runs if not r.finished},
         }
         entry.update(_summary([r.metrics for r in done]))
+        entry["two_class"] = _two_class_summary([r.metrics for r in done])
         entry["test_selection"] = _uses_test_selection(r.metrics for r in done)
         entry["cycle_sets"] = _by_cycle_set(done)
         if len(entry["cycle_sets"]) > 1:
-            for key in METRICS:
-                entry[key]["mean"] = entry[key]["std"] = None
+            for stat in [entry[key] for key in METRICS] + list(entry["two_class"].values()):
+                stat["mean"] = stat["std"] = None
         groups.append(entry)
     return groups
 
@@ -151,6 +163,7 @@ def collect_ensembles(project: Project, groups: list[dict], ks: Sequence[int] = 
                 "sp": point["metrics"]["sp"],
                 "se": point["metrics"]["se"],
                 "score": point["metrics"]["score"],
+                "two_class": two_class_of(point["metrics"]),
                 "n_cycles": point["n_cycles"],
                 "run_ids": point["run_ids"],
                 "test_selection": _uses_test_selection(selections[: point["k"]]),
@@ -236,6 +249,7 @@ def assemble_report(project: Project, groups: list[dict], ensembles: list[dict],
         "published": collect_published(groups, ensembles),
         "notes": [
             "mean ± sample standard deviation (ddof=1) over finished seeds; ensembles are single results",
+            TWO_CLASS_NOTE,
             TEST_SELECTION_NOTE,
             *mixed_cycle_set_notes(groups),
         ],

@@ -129,7 +129,7 @@ def ensemble_entries(group: dict, outputs: EnsembleOutputs | str, run_metrics: d
             "group": group["group"], "arch": group["arch"], "kind": group["kind"],
             "generation": 2 if group["kind"] == "student" else 1,
             "k": k, "all": k == group["n"],
-            "sp": metrics["sp"], "se": metrics["se"], "score": metrics["score"],
+            "sp": metrics["sp"], "se": metrics["se"], "score": metrics["score"], "two_class": metrics["two_class"],
             "n_cycles": int(len(outputs.cycle_ids)), "run_ids": list(group["run_ids"][:k]),
             "test_selection": _test_selected(selections[:k]),
         })

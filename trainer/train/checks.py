@@ -89,7 +89,8 @@ def check_cycles(project: Project, spec: TrainSpec, cycles: RunCycles) -> None:
                          "(give some recordings split 'test' and import again)")
     fit = cycles.train
     if spec.select == "val":
-        fit_pos, _ = patient_disjoint_split(cycles.train, spec.val_fraction, spec.val_seed)
+        fit_pos, _ = patient_disjoint_split(cycles.train, spec.val_fraction, spec.val_seed,
+                                            owner=f"{project.path.name}: run {spec.group} seed {spec.seed}")
         fit = [cycles.train[i] for i in fit_pos]
     if spec.kind != "student":
         return

@@ -25,11 +25,13 @@ def training_cycles(project: Project) -> tuple[list[dict], list[dict]]:
     return project.cycles(split="train", with_audio=True), project.cycles(split="test", with_audio=True)
 
 
-def patient_disjoint_split(rows: list[dict], fraction: float, seed: int = VAL_SEED) -> tuple[np.ndarray, np.ndarray]:
+def patient_disjoint_split(rows: list[dict], fraction: float, seed: int = VAL_SEED,
+                           owner: str = "the run") -> tuple[np.ndarray, np.ndarray]:
     """Positions (train, val) in ``rows`` with no patient on both sides; val holds about ``fraction``.
 
     A recording without a patient counts as its own patient. Patients are shuffled with ``seed`` and
-    taken until the validation part reaches the fraction of cycles.
+    taken until the validation part reaches the fraction of cycles. A validation part without normal
+    or without abnormal cycles is refused (:func:`check_val_classes`); ``owner`` names the run there.
     """
     groups: dict[str, list[int]] = {}
     for i, row in enumerate(rows):
@@ -41,15 +43,37 @@ def patient_disjoint_split(rows: list[dict], fraction: float, seed: int = VAL_SE
     order = np.random.default_rng(seed).permutation(len(names))
     target = fraction * len(rows)
     val: list[int] = []
+    patients = 0
     for j in order:
         if len(val) >= target:
             break
         if len(val) + len(groups[names[j]]) >= len(rows):
             continue  # never take every training cycle
         val.extend(groups[names[j]])
+        patients += 1
     val_set = set(val)
     train_pos = np.array([i for i in range(len(rows)) if i not in val_set], dtype=np.int64)
-    return train_pos, np.array(sorted(val), dtype=np.int64)
+    val_pos = np.array(sorted(val), dtype=np.int64)
+    check_val_classes(rows, val_pos, owner, fraction, seed, patients)
+    return train_pos, val_pos
+
+
+def check_val_classes(rows: list[dict], val_pos: np.ndarray, owner: str, fraction: float, seed: int,
+                      patients: int) -> None:
+    """A validation split must hold normal and abnormal cycles: without one of them its Sp or Se, and so
+    its Score, is undefined (the published metric code would give 0) and select=val picks no real epoch."""
+    labels = [int(rows[i]["label"]) for i in val_pos]
+    normal = sum(1 for label in labels if label == 0)
+    abnormal = len(labels) - normal
+    if normal and abnormal:
+        return
+    lacking = "abnormal (crackle, wheeze or both)" if normal else "normal"
+    raise TrainError(
+        f"{owner}: its validation split ({len(labels)} cycles of {patients} patients: {normal} normal, {abnormal} "
+        f"abnormal; {len(rows) - len(labels)} cycles left to fit) has no {lacking} cycles, so its "
+        f"{'Se' if normal else 'Sp'} and Score are undefined and select=val cannot pick an epoch; raise val_fraction "
+        f"(now {fraction:g}), try another val_seed (now {seed}), or use select=last"
+    )
 
 
 @dataclass
@@ -87,7 +111,8 @@ def load_data(
         raise TrainError(f"{project.path.name}: training needs train and test cycles with audio")
     x = torch.as_tensor(load_features(project, spec.feature_set, train_rows + test_rows, progress=progress))
     if spec.select == "val":
-        fit_pos, val_pos = patient_disjoint_split(train_rows, spec.val_fraction, spec.val_seed)
+        fit_pos, val_pos = patient_disjoint_split(train_rows, spec.val_fraction, spec.val_seed,
+                                                  owner=f"run {spec.group} seed {spec.seed}")
     else:
         fit_pos, val_pos = np.arange(len(train_rows)), np.zeros(0, dtype=np.int64)
     # Copies out of the memory-mapped cache, on the GPU when training there.
