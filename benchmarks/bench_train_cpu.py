@@ -1,7 +1,16 @@
-"""CPU training throughput of full-size CNN6 and EfficientNet-B0, against the machine's own matmul peak.
+"""CPU training throughput of full-size CNN6 and EfficientNet-B0, against the machine's own matmul peak;
+with ``--epoch``, the time of one training epoch of the small models (-tiny and low-complexity).
 
     python benchmarks/bench_train_cpu.py            # default run: about 2-3 minutes on 2 cores
     python benchmarks/bench_train_cpu.py --threads 4 --batch 8 --steps 3
+    python benchmarks/bench_train_cpu.py --epoch    # cnn6-tiny, cpmobile-s, cpmobile-m: one epoch of 1,000 cycles
+
+``--epoch`` runs the trainer's own epoch (``FitLoop.train_epoch``: the batch order or the balanced
+sampler, batched SpecAugment, forward, backward, Adam) with each model's resolved default recipe, on
+1,000 synthetic cycles of the real shape (random features, labels in ICBHI proportions): the time is
+the arithmetic's, the numbers are not. A model whose epoch would exceed ``--epoch-budget`` seconds is
+timed on a prefix of the epoch and scaled, and says so. ``--repeats`` epochs per model; the best and
+the median are printed (the machine may be shared), with the matmul throughput read between epochs.
 
 What it prints:
 1. the machine's dense fp32 throughput, measured in this run: a large ``torch.mm`` and the same GEMM
@@ -113,6 +122,94 @@ def train_step_rate(arch: str, batch: int, steps: int, channels_last: bool, prob
             "gflops": flop / min(walls) / 1e9, "gflop_per_cpu_s": flop / min(cpus) / 1e9}
 
 
+# -- one epoch of the small models ----------------------------------------------------------------
+ICBHI_SHARES = (0.53, 0.27, 0.13, 0.07)  # normal, crackle, wheeze, both in the ICBHI training split
+
+
+def epoch_loop(arch: str, cycles: int, batch: int | None, channels_last: bool):
+    """A FitLoop over ``cycles`` synthetic cycles with the arch's resolved default recipe."""
+    from trainer.models import create_model
+    from trainer.train.checkpoint import LoopState
+    from trainer.train.data import TrainData
+    from trainer.train.determinism import GLOBAL_STREAM, epoch_seed
+    from trainer.train.hooks import Hooks
+    from trainer.train.loop import FitLoop
+    from trainer.train.spec import TrainSpec
+    from trainer.train.tasks import HardLabelTask
+
+    spec = TrainSpec(arch=arch, device="cpu", batch_size=batch).resolved()
+    torch.manual_seed(epoch_seed(spec.seed, 0, GLOBAL_STREAM))
+    model = create_model(arch, num_classes=4)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.multinomial(torch.tensor(ICBHI_SHARES), cycles, replacement=True, generator=gen)
+    data = TrainData([], [], x_all=torch.randn(cycles, FRAMES, BINS, generator=gen), x_test=torch.zeros(0, FRAMES, BINS),
+                     y_all=labels, y_test=torch.zeros(0, dtype=torch.long), fit_pos=torch.arange(cycles),
+                     val_pos=torch.zeros(0, dtype=torch.long))
+    optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    loop = FitLoop(run_id="bench", spec=spec, model=model, optimizer=optimizer, scaler=scaler, task=HardLabelTask(),
+                   data=data, device=torch.device("cpu"), hooks=Hooks(), checkpoint=None, state=LoopState())
+    return loop, spec
+
+
+def epoch_times(arch: str, cycles: int, batch: int | None, repeats: int, budget: float, channels_last: bool,
+                probe: MatmulProbe) -> dict:
+    from trainer.models import model_info
+
+    loop, spec = epoch_loop(arch, min(cycles, 4 * (batch or 8)), batch, channels_last)
+    loop.train_epoch()  # warm-up on a few batches: allocations, oneDNN primitives
+    wall, _ = timed(loop.train_epoch)
+    estimate = wall * cycles / len(loop.data.fit_pos)
+    measured = cycles if estimate <= budget else max(2 * spec.batch_size, int(cycles * budget / estimate))
+    loop, spec = epoch_loop(arch, measured, batch, channels_last)
+    walls, cpus = [], []
+    for _ in range(repeats):
+        probe.read()
+        wall, cpu = timed(loop.train_epoch)
+        walls.append(wall * cycles / measured)
+        cpus.append(cpu * cycles / measured)
+        loop.state.epoch += 1  # the next epoch's streams, as in a run
+    probe.read()
+    macs = model_info(arch)["macs_per_cycle"]
+    best = min(walls)
+    return {"arch": arch, "batch": spec.batch_size, "balance": spec.balance, "spec_augment": spec.spec_augment,
+            "channels_last": channels_last, "macs": macs, "params": model_info(arch)["params"], "best_s": best,
+            "median_s": float(np.median(walls)), "cpu_s": min(cpus), "measured": measured, "samples_per_s": cycles / best,
+            "gflops": 6 * macs * cycles / best / 1e9}
+
+
+def epoch_main(args) -> int:
+    probe = MatmulProbe(args.matmul_n)
+    rows = []
+    for arch in [m.strip() for m in args.models.split(",") if m.strip()]:
+        for channels_last in ((False, True) if args.channels_last else (False,)):
+            r = epoch_times(arch, args.cycles, args.batch, args.repeats, args.epoch_budget, channels_last, probe)
+            rows.append(r)
+            print(f"  {arch:<14} {'channels_last' if channels_last else 'contiguous'}: best {r['best_s']:.1f} s, "
+                  f"median {r['median_s']:.1f} s per {args.cycles} cycles", flush=True)
+    peak = probe.peak
+    print(f"\nfp32 matmul n={args.matmul_n}: best {peak:.1f} GFLOP/s (torch.mm {probe.by_kind['mm']:.1f}, 1x1 conv "
+          f"{probe.by_kind['conv1x1']:.1f}), median {float(np.median(probe.wall)):.1f} over {len(probe.wall)} readings")
+    print(f"one epoch over {args.cycles} synthetic cycles ({FRAMES} x {BINS}), {args.repeats} epochs each, "
+          f"{args.threads} threads:")
+    print(f"{'model':<14} {'format':<13} {'batch':>5} {'balance':>8} {'SpecAug':>7} {'params':>8} {'MMAC/cyc':>9} "
+          f"{'MMAC/s':>7} {'best s':>7} {'median s':>8} {'CPU s':>6} {'samples/s':>9} {'GFLOP/s':>8} {'of mm':>6}")
+    for r in rows:
+        scaled = "" if r["measured"] == args.cycles else f"  (timed on {r['measured']} cycles, scaled)"
+        print(f"{r['arch']:<14} {'chan_last' if r['channels_last'] else 'contiguous':<13} {r['batch']:>5} "
+              f"{r['balance']:>8} {str(r['spec_augment']):>7} {r['params'] / 1e3:>7.1f}K {r['macs'] / 1e6:>9.1f} "
+              f"{r['macs'] / SECONDS / 1e6:>7.1f} {r['best_s']:>7.1f} {r['median_s']:>8.1f} {r['cpu_s']:>6.1f} "
+              f"{r['samples_per_s']:>9.1f} "
+              f"{r['gflops']:>8.2f} {100 * r['gflops'] / peak:>5.1f}%{scaled}")
+    print("(training FLOPs = 2 x 3 x forward MACs; MACs counted by trainer.models.macs, as `rsc models`; "
+          "MMAC/s per second of audio, an 8-s cycle; CPU s: the best epoch's CPU time of this process, all threads, "
+          f"which on an idle machine is about {args.threads} x its wall time and does not count time slices taken by "
+          "other processes)")
+    return 0
+
+
 # -- data pipelines ------------------------------------------------------------------------------
 class ReferenceStyleDataset(torch.utils.data.Dataset):
     """Waveforms in memory; each item computes its filterbank and SpecAugment on its own (the reference way)."""
@@ -184,12 +281,24 @@ def main(argv=None) -> int:
     parser.add_argument("--models", default="cnn6,efficientnet_b0")
     parser.add_argument("--pipeline-batch", type=int, default=128, help="batch of the data pipeline comparison (reference: 128)")
     parser.add_argument("--matmul-n", type=int, default=2048)
+    parser.add_argument("--epoch", action="store_true", help="time one training epoch of the small models instead")
+    parser.add_argument("--cycles", type=int, default=1000, help="--epoch: cycles per epoch (default 1000)")
+    parser.add_argument("--repeats", type=int, default=3, help="--epoch: epochs per model (default 3)")
+    parser.add_argument("--epoch-budget", type=float, default=60.0,
+                        help="--epoch: time at most about this many seconds per epoch, scaling up from a prefix")
+    parser.add_argument("--channels-last", action="store_true", help="--epoch: also time channels-last weights")
     args = parser.parse_args(argv)
+    if args.epoch and args.models == parser.get_default("models"):
+        args.models = "cnn6-tiny,cpmobile-s,cpmobile-m"
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?") \
         if os.path.exists("/proc/cpuinfo") else "?"
     print(f"torch {torch.__version__}, {args.threads} threads, CPU: {cpu}, {os.cpu_count()} logical CPUs", flush=True)
+    if args.epoch:
+        code = epoch_main(args)
+        print(f"\ntotal {time.perf_counter() - started:.0f} s")
+        return code
 
     probe = MatmulProbe(args.matmul_n)
     results = []

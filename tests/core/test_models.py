@@ -20,8 +20,8 @@ from trainer.models.text import CHEST_LOCATIONS
 
 torch.set_num_threads(2)
 
-FULL = ["cnn6", "resnet18", "efficientnet_b0", "ast", "audio_clap", "bts"]
-TINY = [f"{name}-tiny" for name in FULL]
+FULL = ["cnn6", "resnet18", "efficientnet_b0", "ast", "audio_clap", "bts", "cpmobile-s", "cpmobile-m"]
+TINY = list(dict.fromkeys(f"{name.split('-')[0]}-tiny" for name in FULL))  # cpmobile-s and -m share one
 
 
 def fixed_batch(model, batch=4, seed=0):
@@ -241,7 +241,7 @@ def test_imagenet_first_conv_is_adapted_by_summing_rgb(tmp_path):
         assert torch.allclose(ours, hidden.mean(dim=(2, 3)), atol=1e-5), name
 
 
-def test_ast_position_embeddings_are_interpolated_from_the_1024_frame_grid(tmp_path):
+def test_ast_position_embeddings_resampled_from_the_1024_frame_grid_keep_a_linear_field_linear(tmp_path):
     import transformers as tf
     from trainer.models.ast import AST_TINY
 
@@ -258,7 +258,7 @@ def test_ast_position_embeddings_are_interpolated_from_the_1024_frame_grid(tmp_p
     folder = tmp_path / "ast1024"
     source.save_pretrained(folder)
 
-    model = create_model("ast-tiny", pretrained=str(folder))
+    model = create_model("ast-tiny", pretrained=str(folder), pos_embed="resample")
     report = model.pretrained_report
     assert "12x101 to a 12x79" in report.adapted["backbone.embeddings.position_embeddings"]
     assert any("max_length" in note for note in report.notes)

@@ -84,8 +84,9 @@ def create_model(name: str, num_classes: int = 4, pretrained: Any = None, **over
         pretrained = None
     model = entry.factory(num_classes=num_classes, pretrained=pretrained, **overrides)
     model.arch = name
-    if model.feature_set != entry.feature_set:  # a factory bug, not a user error
-        raise AssertionError(f"{name}: built a {model.feature_set!r} model, registered as {entry.feature_set!r}")
+    wanted = overrides.get("feature_set", entry.feature_set)  # a model that reads other features says so
+    if model.feature_set != wanted:  # a factory bug, not a user error
+        raise AssertionError(f"{name}: built a {model.feature_set!r} model, asked for {wanted!r}")
     rebuild = dict(overrides)
     if model.needs_text:
         rebuild["tokenizer"] = model.tokenizer_source
@@ -134,7 +135,7 @@ def _model_info(name: str, num_classes: int) -> dict[str, Any]:
 
 
 # Families register themselves on import; transformers is only imported when a model is built.
-from . import cnn6, hf_vision, ast, clap  # noqa: E402,F401
+from . import cnn6, hf_vision, ast, clap, cpmobile  # noqa: E402,F401
 
 __all__ = [
     "LoadReport", "MacCounter", "ModelEntry", "ModelError", "RSCModel", "WordTokenizer",

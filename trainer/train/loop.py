@@ -19,7 +19,7 @@ from .data import TrainData, text_rows
 from .determinism import AUGMENT_STREAM, GLOBAL_STREAM, ORDER_STREAM, epoch_seed
 from .hooks import Hooks
 from .spec import TrainError, TrainSpec
-from .tasks import Batch, HardLabelTask, SoftLabelTask
+from .tasks import Batch, HardLabelTask, SoftLabelTask, class_weights
 
 
 def lr_at(spec: TrainSpec, epoch_index: int) -> float:
@@ -82,7 +82,13 @@ class FitLoop:
             group["lr"] = lr_at(spec, self.state.epoch)
         self.task.start_epoch(self.state.epoch)
         n = len(self.data.fit_pos)
-        perm = torch.randperm(n, generator=order_gen)
+        balance = spec.balance or "none"  # a spec stored before balancing existed has none
+        weights = class_weights(self.y_fit) if balance != "none" else None
+        self._class_weights = weights if balance == "loss" else None
+        if balance == "sampler":  # as many draws as cycles, each class equally likely, from the order stream
+            perm = torch.multinomial(weights[self.y_fit.cpu()].double(), n, replacement=True, generator=order_gen)
+        else:
+            perm = torch.randperm(n, generator=order_gen)
         self.model.train()
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         seen = 0
@@ -107,7 +113,8 @@ class FitLoop:
         x = self.data.x_all[rows.to(self.device)].float()
         if self.spec.spec_augment:
             x = spec_augment(x, generator=self._augment_gen)
-        batch = Batch(x, text_rows(self.data.text_all, rows, self.device), self.y_fit[positions], positions)
+        batch = Batch(x, text_rows(self.data.text_all, rows, self.device), self.y_fit[positions], positions,
+                      class_weights=getattr(self, "_class_weights", None))
         with self.autocast():
             loss, _ = self.task.forward(self.model, batch)
         self.optimizer.zero_grad(set_to_none=True)
@@ -129,7 +136,9 @@ class FitLoop:
         if self.spec.select == "last":
             return False
         chosen = (val if self.spec.select == "val" else test)["score"]
-        chosen = chosen if math.isfinite(chosen) else -math.inf  # NaN: a split without one class
+        # NaN (a split without normal or abnormal cycles) ranks below every defined score: it never
+        # displaces a defined best, and the first epoch stands only while no epoch has one.
+        chosen = chosen if math.isfinite(chosen) else -math.inf
         if self.state.best_score is not None and not chosen > self.state.best_score:
             return False
         self.state.best_epoch, self.state.best_score = self.state.epoch, float(chosen)

@@ -18,6 +18,9 @@ from ..project import ProjectError
 
 SELECTIONS = ("last", "val", "test")
 SCHEDULERS = ("cosine", "constant")
+# Class balance of the training batches: none, the loss weighted by inverse class frequency, or batches
+# drawn with probability inverse to the class frequency (with replacement, from the epoch's order stream).
+BALANCES = ("none", "loss", "sampler")
 # REFERENCE.md section 4. Adam with weight decay 1e-6 and a per-epoch cosine to lr * 1e-3 for both
 # families, as in the reference code; transformers train in fp16 autocast on CUDA.
 FAMILY_DEFAULTS = {
@@ -27,6 +30,19 @@ FAMILY_DEFAULTS = {
 # Tiny variants are for CPU demos and tests on the synthetic data: a short, plain recipe that learns
 # it in about half a minute per run (SpecAugment hides too much of a small set in ten epochs).
 TINY_DEFAULTS = {"epochs": 10, "batch_size": 8, "lr": 2e-3, "spec_augment": False}
+# The CPU recipe, for low-complexity students (the cpmobile family by default) and, on request, -tiny
+# models on real ICBHI-sized data: about 4,100 training cycles with normal 53 %, crackle 27 %, wheeze
+# 13 %, both 7 %. Balanced batches so that the rare classes count for the ICBHI score (the mean of
+# specificity and sensitivity), SpecAugment against the overfitting that balancing invites, and the
+# checkpoint picked on a patient-disjoint validation split, never on test. An epoch of 1,000 cycles took
+# cpmobile-s 34-36 s at best on one thread of a shared 2-core machine (benchmarks/bench_train_cpu.py
+# --epoch), so 60 epochs of the ~3,300 fitted ICBHI cycles are about two hours there.
+CPU_DEFAULTS = {"epochs": 60, "batch_size": 16, "lr": 2e-3, "spec_augment": True, "balance": "sampler",
+                "select": "val"}
+# A recipe fills what a spec leaves open before the family defaults do. None picks one from the model:
+# tiny for -tiny architectures, cpu for the low-complexity families, family (nothing more) otherwise.
+RECIPES = {"family": {}, "tiny": TINY_DEFAULTS, "cpu": CPU_DEFAULTS}
+LOW_COMPLEXITY_FAMILIES = ("cpmobile",)
 # Scoring batches. On a CPU small batches are faster per cycle (the activations of a few cycles stay in
 # cache): cnn6-tiny scores 5.5 ms a cycle in batches of 8 and 15.7 ms in batches of 256 on 2 cores.
 EVAL_BATCH = {"cuda": {"cnn": 256, "transformer": 32}, "cpu": {"cnn": 8, "transformer": 8}}
@@ -44,7 +60,10 @@ class TrainError(ProjectError):
 
 @dataclass
 class TrainSpec:
-    """Everything that decides a run's result. ``None`` fields are filled from the model family."""
+    """Everything that decides a run's result. ``None`` fields are filled by :meth:`resolved`: first from
+    the recipe (``recipe``, else tiny for -tiny models, cpu for the cpmobile family, family otherwise:
+    :data:`RECIPES`), then from the model family (:data:`FAMILY_DEFAULTS`); ``select`` ends as last and
+    ``balance`` as none where neither says otherwise. The resolved values are what a run stores."""
 
     arch: str
     seed: int = 1
@@ -59,11 +78,13 @@ class TrainSpec:
     device: str = "auto"  # auto, cpu, cuda, cuda:N
     amp: bool | None = None  # fp16 autocast; only takes effect on CUDA
     pretrained: str | None = None  # a local checkpoint path, or "hub" (explicit opt-in to downloading)
-    select: str = "last"  # last, val (patient-disjoint split from train), test (reference protocol)
+    select: str | None = None  # last (default), val (patient-disjoint split from train), test (reference protocol)
     val_fraction: float = 0.2
     val_seed: int = VAL_SEED
     feature_set: str | None = None  # from the model: cnn, ast, clap
     spec_augment: bool | None = None  # default: on for cnn/ast features, off for clap (BTS, CLAP)
+    balance: str | None = None  # none (default), loss or sampler: see BALANCES
+    recipe: str | None = None  # family, tiny or cpu: which defaults fill the gaps (None: from the model)
     targets: dict = field(default_factory=lambda: {"kind": "hard"})
     model_args: dict = field(default_factory=dict)
     eval_batch_size: int | None = None
@@ -77,20 +98,34 @@ class TrainSpec:
         return "student" if self.targets.get("kind") == "soft" else "teacher"
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        data = dataclasses.asdict(self)
+        # Runs stored before class balancing existed have no key; leaving "none" out keeps a new spec of
+        # the same settings equal to theirs (a sweep counts an existing run only when the dicts match).
+        if data["balance"] == "none":
+            del data["balance"]
+        return data
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainSpec":
+        """A stored (resolved) spec; a key it lacks has the meaning it had when the run was stored."""
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = set(data) - names
         if unknown:
             raise TrainError(f"unknown training settings: {', '.join(sorted(unknown))}")
-        return cls(**data)
+        from ..models.ast import stored_run_model_args
+
+        spec = cls(**{"balance": "none", **data})
+        # Likewise for model settings: an AST run stored before pos_embed existed resampled its positions.
+        spec.model_args = stored_run_model_args(spec.arch, spec.model_args)
+        return spec
 
     def resolved(self) -> "TrainSpec":
         """A copy with every default filled in and every value checked."""
+        from ..models.ast import new_run_model_args
+
         spec = dataclasses.replace(self, targets=dict(self.targets), model_args=dict(self.model_args))
         _fill_defaults(spec)
+        spec.model_args = new_run_model_args(spec.arch, spec.model_args)  # written out: a default may change
         _check_values(spec)
         spec.targets = _resolved_targets(spec.targets)
         return spec
@@ -103,13 +138,16 @@ def _fill_defaults(spec: TrainSpec) -> None:
         family = family_of(spec.feature_set)
     except FeatureError as exc:
         raise TrainError(str(exc)) from None
-    if spec.arch.endswith("-tiny"):
-        for key, value in TINY_DEFAULTS.items():
-            if getattr(spec, key) is None:
-                setattr(spec, key, value)
-    for key, value in FAMILY_DEFAULTS[family].items():
+    recipe = spec.recipe or default_recipe(spec.arch)
+    if recipe not in RECIPES:
+        raise TrainError(f"unknown recipe {recipe!r} (expected one of {', '.join(RECIPES)})")
+    for key, value in (*RECIPES[recipe].items(), *FAMILY_DEFAULTS[family].items()):
         if getattr(spec, key) is None:
             setattr(spec, key, value)
+    if spec.select is None:
+        spec.select = "last"
+    if spec.balance is None:
+        spec.balance = "none"
     if spec.spec_augment is None:
         spec.spec_augment = spec.feature_set != "clap"
     if spec.group is None:
@@ -136,6 +174,8 @@ def _check_values(spec: TrainSpec) -> None:
         raise TrainError(f"learning rate must be positive, got {spec.lr}")
     if spec.weight_decay < 0:
         raise TrainError(f"weight decay must be >= 0, got {spec.weight_decay}")
+    if spec.balance not in BALANCES:
+        raise TrainError(f"unknown class balance {spec.balance!r} (expected one of {', '.join(BALANCES)})")
     if spec.select not in SELECTIONS:
         raise TrainError(f"unknown checkpoint selection {spec.select!r} (expected one of {', '.join(SELECTIONS)})")
     if spec.scheduler not in SCHEDULERS:
@@ -170,6 +210,19 @@ def _resolved_targets(targets: dict) -> dict:
     if resolved["mode"] not in MODES or resolved["mode"] == "hard":
         raise TrainError(f"unknown distillation mode {resolved['mode']!r}")
     return resolved
+
+
+def default_recipe(arch: str) -> str:
+    """The recipe a spec without one gets: tiny for -tiny models, cpu for low-complexity families."""
+    from ..models import ModelError, model_entry
+
+    if arch.endswith("-tiny"):
+        return "tiny"
+    try:
+        family = model_entry(arch).family
+    except ModelError as exc:
+        raise TrainError(str(exc)) from None
+    return "cpu" if family in LOW_COMPLEXITY_FAMILIES else "family"
 
 
 def model_feature_set(arch: str, model_args: dict | None = None) -> str:
