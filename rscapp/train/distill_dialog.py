@@ -34,7 +34,7 @@ class DistillDialog(JobDialog):
     def _name_group(self) -> None:
         distill = self.teachers.choices()
         self.form.group.setPlaceholderText(default_student_group(
-            self.form.arch.currentText(), distill.mode, self.teachers.effective_k(), distill.teachers))
+            self.form.arch.currentText(), distill.label, self.teachers.effective_k(), distill.teachers))
 
     def student_jobs(self):
         """Teachers, selection, group and TrainSpecs, as ``rsc distill`` makes them."""

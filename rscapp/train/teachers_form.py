@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Sequence
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QSpinBox, QWidget
+from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
 
 from trainer.jobs.specs import DistillChoices
 from trainer.runs import Run
@@ -19,6 +19,7 @@ MODE_LABELS = {
     "noise-const": "hard labels plus constant noise (no teacher)",
     "noise-teacher-var": "hard labels plus noise of the teachers' spread",
     "raw-logits": "mean of the teachers' raw logits",
+    "ced": "the teachers' stored augmented views, replayed (rsc logits)",
 }
 
 
@@ -64,17 +65,41 @@ class TeachersForm(QWidget):
         self.hard_weight.setToolTip("Weight of the hard-label loss beside the soft one (0: soft labels only)")
         self.noise_var = _double(0.0, 10.0, 0.1, 0.05, 3)
         self.noise_var.setToolTip("Noise variance of mode noise-const")
+        self.passes = QSpinBox()
+        self.passes.setRange(1, 64)
+        self.passes.setValue(4)
+        self.passes.setToolTip("Mode ced: the stored views per cycle (made by rsc logits --passes)")
+        self.view_seed = QSpinBox()
+        self.view_seed.setRange(0, 2**31 - 1)
+        self.view_seed.setToolTip("Mode ced: the seed the views were made with (rsc logits --view-seed)")
+        self.preset = QComboBox()
+        self.preset.addItem("none: the temperature and weight below", None)
+        self.preset.addItem("efficientat: 0.1 x labels + 0.9 x teachers, T 1", "efficientat")
+        self.preset.addItem("cp-jku: 0.02 x CE + 0.98 x T\u00b2 x KL, T 2", "cp-jku")
+        self.feature_weight = _double(0.0, 100.0, 0.0, 0.5)
+        self.feature_weight.setSpecialValueText("off")
+        self.feature_weight.setToolTip("Also learn the first teacher's feature maps through a 1x1-conv projector, "
+                                       "with this weight on their MSE (seed paper 004); 0: off")
+        self.layers = QLineEdit("auto, auto")
+        self.layers.setToolTip("The teacher's and the student's layer, e.g. conv_block3, auto (auto: the last map)")
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         form.addRow("Teacher group", self.group)
         form.addRow("Mode", self.mode)
         if with_k:
             form.addRow("Teachers (k)", self.k)
+        form.addRow("Loss weighting", self.preset)
         form.addRow("Temperature", self.temperature)
         form.addRow("Hard-label weight", self.hard_weight)
         form.addRow("Noise variance", self.noise_var)
+        form.addRow("Feature distillation", self.feature_weight)
+        form.addRow("Layers (teacher, student)", self.layers)
+        form.addRow("Views per cycle", self.passes)
+        form.addRow("View seed", self.view_seed)
         self.group.currentIndexChanged.connect(self._update)
         self.mode.currentIndexChanged.connect(self._update)
+        self.preset.currentIndexChanged.connect(self._update)
+        self.feature_weight.valueChanged.connect(self._update)
         self.k.valueChanged.connect(lambda _: self.changed.emit())
         self._update()
 
@@ -90,8 +115,15 @@ class TeachersForm(QWidget):
     def _update(self) -> None:
         mode = self.mode.currentData()
         self.k.setRange(0, max(0, self.counts.get(self.teachers_group(), 0)))
-        self.k.setEnabled(mode not in ("single", "noise-const"))
+        self.k.setEnabled(mode not in ("single", "noise-const", "ced"))
         self.noise_var.setEnabled(mode == "noise-const")
+        self.passes.setEnabled(mode == "ced")
+        preset = self.preset.currentData()
+        self.temperature.setEnabled(preset is None)
+        self.hard_weight.setEnabled(preset is None)
+        self.feature_weight.setEnabled(mode != "ced")
+        self.layers.setEnabled(mode != "ced" and self.feature_weight.value() > 0)
+        self.view_seed.setEnabled(mode == "ced")
         self.changed.emit()
 
     def effective_k(self) -> int:
@@ -105,8 +137,15 @@ class TeachersForm(QWidget):
 
     def choices(self) -> DistillChoices:
         mode = self.mode.currentData()
-        k = None if mode == "single" or not self.k.value() else self.k.value()
+        k = None if mode in ("single", "ced") or not self.k.value() else self.k.value()
+        preset = self.preset.currentData()
+        feature = None
+        if self.feature_weight.value() > 0 and mode != "ced":
+            names = [part.strip() or "auto" for part in self.layers.text().split(",")] + ["auto", "auto"]
+            feature = {"weight": self.feature_weight.value(), "teacher_layer": names[0], "student_layer": names[1]}
         return DistillChoices(
-            teachers=self.teachers_group(), mode=mode, k=k, temperature=self.temperature.value(),
-            hard_weight=self.hard_weight.value(), noise_var=self.noise_var.value(),
+            teachers=self.teachers_group(), mode=mode, k=k,
+            temperature=None if preset else self.temperature.value(),
+            hard_weight=None if preset else self.hard_weight.value(), noise_var=self.noise_var.value(),
+            passes=self.passes.value(), view_seed=self.view_seed.value(), preset=preset, feature=feature,
         )

@@ -13,6 +13,11 @@ from . import CommandError
 from .progress import TerminalProgress, format_metrics
 
 
+# trainer.distill.MODES without "hard", written out so that building the parser imports no torch (the
+# classify-only edition builds it); a test keeps the two equal.
+DISTILL_MODES = ("mean", "random", "curated", "single", "noise-const", "noise-teacher-var", "raw-logits", "ced")
+
+
 def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("project", type=Path, help="project file")
     p.add_argument("--arch", required=True, help="model name (see `rsc models`), e.g. cnn6, ast, bts, cnn6-tiny")
@@ -27,9 +32,17 @@ def _add_training_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", action=argparse.BooleanOptionalAction, default=None,
                    help="fp16 autocast on CUDA (default: on for transformers)")
     p.add_argument("--pretrained", help="a local checkpoint path, or 'hub' to download the published weights")
-    p.add_argument("--select", choices=("last", "val", "test"), default="last",
-                   help="checkpoint: last epoch (default), best on a patient-disjoint validation split from "
-                        "train, or best on test (the reference protocol; optimistic, marked in every report)")
+    p.add_argument("--select", choices=("last", "val", "test"),
+                   help="checkpoint: last epoch (the default, but val in the cpu recipe), best on a patient-disjoint "
+                        "validation split from train, or best on test (the reference protocol; optimistic, marked in "
+                        "every report)")
+    p.add_argument("--recipe", choices=("family", "tiny", "cpu"),
+                   help="which defaults fill what is not given: the model family's (the published recipe), tiny "
+                        "(-tiny models: 10 short epochs), cpu (low-complexity students: 60 epochs, SpecAugment, "
+                        "class-balanced batches, select val). Default: tiny for -tiny models, cpu for cpmobile")
+    p.add_argument("--balance", choices=("none", "loss", "sampler"),
+                   help="class balance: none, the loss weighted by inverse class frequency, or batches drawn so "
+                        "classes come evenly (default: the recipe's)")
     p.add_argument("--val-fraction", type=float, default=0.2, help="share of training cycles held out for --select val")
     p.add_argument("--spec-augment", action=argparse.BooleanOptionalAction, default=None,
                    help="SpecAugment (default: on, except for CLAP/BTS and -tiny models)")
@@ -47,14 +60,40 @@ def register(sub) -> None:
     p = sub.add_parser("distill", help="train students on soft labels from a group of teacher runs")
     _add_training_options(p)
     p.add_argument("--teachers", required=True, help="group of finished teacher runs")
-    p.add_argument("--mode", default="mean",
-                   choices=("mean", "random", "curated", "single", "noise-const", "noise-teacher-var", "raw-logits"),
-                   help="soft-label targets (REFERENCE.md section 5; default mean)")
+    p.add_argument("--mode", default="mean", choices=DISTILL_MODES,
+                   help="soft-label targets (REFERENCE.md section 5; default mean); ced: the teachers' stored "
+                        "views (seed paper 003; run `rsc logits` first)")
     p.add_argument("--k", type=int, help="number of teachers (default: all finished runs of the group)")
-    p.add_argument("--temperature", type=float, default=1.0, help="softmax temperature (default 1)")
-    p.add_argument("--hard-weight", type=float, default=0.0, help="weight of the hard-label loss (default 0)")
+    p.add_argument("--temperature", type=float, help="softmax temperature (default 1, or the preset's)")
+    p.add_argument("--hard-weight", type=float, help="weight of the hard-label loss (default 0, or the preset's)")
+    p.add_argument("--preset", choices=("efficientat", "cp-jku"),
+                   help="a published loss weighting: efficientat (0.1 x labels + 0.9 x teachers, T 1) or cp-jku "
+                        "(0.02 x CE + 0.98 x T^2 x KL, T 2)")
+    p.add_argument("--feature-weight", type=float,
+                   help="also learn one teacher's intermediate feature maps through a 1x1-conv projector, with this "
+                        "weight on their MSE (seed paper 004); off when not given")
+    p.add_argument("--feature-teacher", help="the run whose maps are learned (default: the first teacher)")
+    p.add_argument("--teacher-layer", default="auto", help="the teacher's layer (default auto: its last map)")
+    p.add_argument("--student-layer", default="auto", help="the student's layer (default auto: its last map)")
     p.add_argument("--noise-var", type=float, default=0.1, help="noise variance of mode noise-const (default 0.1)")
+    p.add_argument("--passes", type=int, default=4, help="--mode ced: the stored views per cycle to learn from (default 4)")
+    p.add_argument("--view-seed", type=int, default=0, help="--mode ced: the seed the views were made with (default 0)")
     p.set_defaults(func=cmd_distill)
+
+    p = sub.add_parser(
+        "logits", help="run a teacher group over augmented views of every training cycle (for --mode ced)",
+        description="Consistent ensemble distillation (seed paper 003): the group's finished teachers see N "
+        "augmented views of each training cycle; the mean logits on each view are stored (top k, fp16) with "
+        "the seed that made the view, so a student trained with --mode ced sees exactly the same inputs.",
+    )
+    p.add_argument("project", type=Path, help="project file")
+    p.add_argument("--teachers", required=True, help="group of finished teacher runs")
+    p.add_argument("--passes", type=int, default=4, help="augmented views per cycle (default 4)")
+    p.add_argument("--top-k", type=int, help="logits kept per view (default: all classes)")
+    p.add_argument("--view-seed", type=int, default=0, help="seed of the views (default 0)")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_logits)
 
     p = sub.add_parser("resume", help="continue a cancelled, failed or killed run from its last checkpoint")
     p.add_argument("project", type=Path)
@@ -98,6 +137,35 @@ def _summary(results: list[dict]) -> None:
 
 
 # -- commands ------------------------------------------------------------------------------------
+def cmd_logits(args) -> int:
+    import json
+
+    from ..distill import DistillError
+    from ..train import TrainError
+    from ..train.logit_passes import run_passes
+    from .data import progress_bar
+
+    update, close = progress_bar("views", args.quiet)
+    try:
+        with _open(args.project) as project:
+            _, figures = run_passes(project, args.teachers, passes=args.passes, k=args.top_k,
+                                    base_seed=args.view_seed, progress=update)
+    except (TrainError, DistillError) as exc:
+        raise CommandError(str(exc)) from None
+    finally:
+        close()
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return 0
+    print(f"{figures['views']} views of {figures['cycles']} cycles in {figures['seconds']:.1f} s "
+          f"({figures['views_per_s']} views/s) -> {figures['path']}")
+    print(f"stored per cycle and view: {figures['bytes_per_view']} bytes (seed, digest, top-k logits in fp16); "
+          f"the cached features of one cycle: {figures['feature_bytes_per_cycle']:,} bytes")
+    print(f"train a student on them with: rsc distill {args.project} --mode ced --teachers {args.teachers} "
+          f"--passes {args.passes} ...")
+    return 0
+
+
 def _choices(args):
     """The training options as the choices trainer.jobs.specs turns into jobs (the app's dialogs make the same)."""
     from ..jobs.specs import TrainChoices
@@ -106,7 +174,7 @@ def _choices(args):
         arch=args.arch, seeds=args.seeds, group=args.group, epochs=args.epochs, batch_size=args.batch_size,
         lr=args.lr, weight_decay=args.weight_decay, scheduler=args.scheduler, device=args.device, amp=args.amp,
         pretrained=args.pretrained, select=args.select, val_fraction=args.val_fraction,
-        spec_augment=args.spec_augment, model_args=list(args.model_arg),
+        spec_augment=args.spec_augment, model_args=list(args.model_arg), balance=args.balance, recipe=args.recipe,
     )
 
 
@@ -175,12 +243,22 @@ def cmd_distill(args) -> int:
     choices = _choices(args)
     choices.seed_list()  # bad seeds are reported before the project is opened
     distill = DistillChoices(teachers=args.teachers, mode=args.mode, k=args.k, temperature=args.temperature,
-                             hard_weight=args.hard_weight, noise_var=args.noise_var)
+                             hard_weight=args.hard_weight, noise_var=args.noise_var, passes=args.passes,
+                             view_seed=args.view_seed, preset=args.preset, feature=_feature_choices(args))
     with _open(args.project) as project:
         jobs = student_jobs(project, choices, distill)
     if jobs.teachers:
         print(f"teachers ({len(jobs.teachers)}, {jobs.selection}): {', '.join(jobs.teachers)}")
     return _run_specs(args, jobs.specs)
+
+
+def _feature_choices(args) -> dict | None:
+    if args.feature_weight is None:
+        if args.feature_teacher or args.teacher_layer != "auto" or args.student_layer != "auto":
+            raise CommandError("--feature-teacher, --teacher-layer and --student-layer need --feature-weight")
+        return None
+    feature = {"weight": args.feature_weight, "teacher_layer": args.teacher_layer, "student_layer": args.student_layer}
+    return feature | ({"teacher": args.feature_teacher} if args.feature_teacher else {})
 
 
 def cmd_resume(args) -> int:

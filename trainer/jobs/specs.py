@@ -16,7 +16,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from ..distill import DistillError, select_teachers, selection_for_mode
+from ..distill import VIEW_MODES, DistillError, select_teachers, selection_for_mode
 from ..project import Project, ProjectError
 from ..results import SweepError, SweepPlan, plan_sweep
 from ..train import TrainError, TrainSpec, check_seeds, parse_seeds
@@ -41,10 +41,12 @@ class TrainChoices:
     device: str = "auto"
     amp: bool | None = None
     pretrained: str | None = None
-    select: str = "last"
+    select: str | None = None  # None: the recipe's (val for the CPU recipe), else last
     val_fraction: float = 0.2
     spec_augment: bool | None = None
     model_args: Sequence[str] = field(default_factory=list)  # KEY=VALUE items, as `--model-arg` takes them
+    balance: str | None = None  # none, loss or sampler (None: the recipe's)
+    recipe: str | None = None  # family, tiny or cpu (None: from the model)
 
     def seed_list(self) -> list[int]:
         if not isinstance(self.seeds, str):
@@ -62,7 +64,8 @@ class TrainChoices:
             arch=self.arch, seed=seed, group=self.group, epochs=self.epochs, batch_size=self.batch_size, lr=self.lr,
             weight_decay=self.weight_decay, scheduler=self.scheduler, device=self.device, amp=self.amp,
             pretrained=self.pretrained, select=self.select, val_fraction=self.val_fraction,
-            spec_augment=self.spec_augment, targets=targets or {"kind": "hard"},
+            spec_augment=self.spec_augment, targets=targets or {"kind": "hard"}, balance=self.balance,
+            recipe=self.recipe,
         )
 
     def settings(self) -> dict:
@@ -80,9 +83,18 @@ class DistillChoices:
     teachers: str  # the group of finished teacher runs
     mode: str = "mean"
     k: int | None = None  # None: every finished run of the group
-    temperature: float = 1.0
-    hard_weight: float = 0.0
+    temperature: float | None = None  # None: the preset's, else 1
+    hard_weight: float | None = None  # None: the preset's, else 0
     noise_var: float = 0.1
+    preset: str | None = None  # a published loss weighting (trainer.distill.presets: efficientat, cp-jku)
+    feature: dict | None = None  # joint feature + output KD: teacher, teacher_layer, student_layer, weight
+    passes: int = 4  # ced: the stored views per cycle (`rsc logits --passes`)
+    view_seed: int = 0  # ced: the seed of those views (`rsc logits --view-seed`)
+
+    @property
+    def label(self) -> str:
+        """The method in a default group name: the mode, the preset, -fkd with feature distillation."""
+        return self.mode + (f"-{self.preset}" if self.preset else "") + ("-fkd" if self.feature else "")
 
 
 @dataclass
@@ -141,18 +153,38 @@ def student_jobs(project: Project, choices: TrainChoices, distill: DistillChoice
     try:
         if distill.mode == "noise-const":
             teachers = []  # labels plus noise: no teacher is read
+        elif distill.mode in VIEW_MODES:
+            teachers, passes = _view_teachers(project, distill)
         else:
             teachers = select_teachers(project, distill.teachers, distill.k, selection)
     except DistillError as exc:
         raise SpecError(str(exc)) from None
-    group = choices.group or default_student_group(choices.arch, distill.mode, len(teachers), distill.teachers)
+    group = choices.group or default_student_group(choices.arch, distill.label, len(teachers), distill.teachers)
     named = dataclasses.replace(choices, group=group)
     targets = {
         "kind": "soft", "teachers": teachers, "teacher_group": distill.teachers, "mode": distill.mode,
-        "k": len(teachers), "temperature": distill.temperature, "hard_weight": distill.hard_weight,
-        "noise_var": distill.noise_var,
+        "k": len(teachers), "noise_var": distill.noise_var,
+        **{key: value for key, value in (("temperature", distill.temperature), ("hard_weight", distill.hard_weight),
+                                         ("preset", distill.preset), ("feature", distill.feature)) if value is not None},
+        **({"passes": passes} if distill.mode in VIEW_MODES else {}),
     }
     return StudentJobs(teachers, selection, group, [named.spec(seed, targets) for seed in seeds])
+
+
+def _view_teachers(project: Project, distill: DistillChoices) -> tuple[list[str], str]:
+    """The teachers of the stored views a CED student learns from, and the views' name."""
+    from ..distill.ced import load_passes, passes_path
+    from ..train.logit_passes import passes_name
+
+    name = passes_name(distill.teachers, distill.passes, distill.view_seed)
+    try:
+        passes = load_passes(passes_path(project.artifacts, name))
+    except DistillError as exc:
+        raise SpecError(f"{exc} (rsc logits {project.path.name} --teachers {distill.teachers} --passes {distill.passes}"
+                        f"{f' --view-seed {distill.view_seed}' if distill.view_seed else ''})") from None
+    if distill.k is not None and distill.k != len(passes.meta["teachers"]):
+        raise SpecError(f"the stored views {name} are of all {len(passes.meta['teachers'])} teachers; --k cannot change that")
+    return list(passes.meta["teachers"]), name
 
 
 def sweep_plan(project: Project, choices: TrainChoices, distill: DistillChoices,
@@ -162,7 +194,8 @@ def sweep_plan(project: Project, choices: TrainChoices, distill: DistillChoices,
     try:
         plan = plan_sweep(
             project, distill.teachers, choices.arch, ks, choices.seed_list(), distill.mode, prefix=choices.group,
-            temperature=distill.temperature, hard_weight=distill.hard_weight, noise_var=distill.noise_var,
+            temperature=1.0 if distill.temperature is None else distill.temperature,
+            hard_weight=0.0 if distill.hard_weight is None else distill.hard_weight, noise_var=distill.noise_var,
             **choices.settings(),
         )
     except SweepError as exc:

@@ -159,6 +159,8 @@ class Checkpoint:
         # Stamped into every state file: the data it was trained on, the CPU threads a resume must use.
         self.data_fingerprint = ""
         self.cpu_threads: int | None = None
+        # A task with trained state of its own (the feature-KD projector), saved and restored with the model.
+        self.task_state = None
 
     def _write(self, file: str, epoch: int, tensors: dict, metadata: dict) -> None:
         written = save_weights(tensors, self.dir / file, metadata)
@@ -235,6 +237,8 @@ class Checkpoint:
         try:
             model.load_state_dict({k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")})
             optimizer.load_state_dict(_optimizer_state(tensors, json.loads(meta["optimizer"])))
+            if self.task_state is not None:
+                self.task_state.load_state_dict({k[len("task."):]: v for k, v in tensors.items() if k.startswith("task.")})
         except (RuntimeError, ValueError, KeyError) as exc:
             raise TrainError(f"{path}: does not fit the model of run {self.run_id} ({exc})") from None
         scaler_state = json.loads(meta.get("scaler") or "{}")
@@ -270,6 +274,8 @@ class Checkpoint:
         tensors = model_weights(model, "model.")
         opt_tensors, opt_meta = _optimizer_tensors(optimizer)
         tensors.update(opt_tensors)
+        if self.task_state is not None:
+            tensors.update({"task." + k: v for k, v in self.task_state.state_dict().items()})
         self._write(state_file(state.epoch), state.epoch, tensors, {
             "format": str(CHECKPOINT_FORMAT),
             "run_id": self.run_id,

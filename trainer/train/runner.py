@@ -28,10 +28,12 @@ from typing import Any, Callable
 import torch
 
 from .. import runs
+from ..distill import VIEW_MODES
 from ..features import FeatureError
 from ..project import Project
 from .checkpoint import Checkpoint, LoopState, ResumePoint
 from .checks import BUILD_ERRORS, check_audio, check_cycles, check_device, check_model
+from .ced_task import ced_task
 from .cycles import RunCycles, cycles_for, keep_cycles, run_cycles
 from .data import add_text_inputs, check_teachers, load_data, teacher_targets
 from .determinism import GLOBAL_STREAM, cpu_threads, deterministic, epoch_seed
@@ -40,6 +42,9 @@ from .loop import FitLoop
 from .provenance import code_version, confirm_data, data_fingerprint
 from .spec import TrainError, TrainSpec
 from .tasks import task_for
+
+# The stream that initialises a feature-KD projector (the loop uses 0-2, CED views 5).
+FEATURE_KD_STREAM = 6
 
 
 def _slug(text: str) -> str:
@@ -59,6 +64,8 @@ def create_run(project: Project, spec: TrainSpec, status: str = runs.QUEUED) -> 
     cycles = cycles_for(project, spec)
     check_cycles(project, spec, cycles)
     check_model(spec)
+    if spec.targets.get("feature"):
+        _check_feature_kd(project, spec)
     if status == runs.RUNNING:  # trained here and now; a queued run may go to a worker that mounts other disks
         check_device(spec)
         check_audio(project, cycles)
@@ -159,8 +166,13 @@ def _train(project: Project, run: runs.Run, spec: TrainSpec, state: LoopState, h
     except FeatureError as exc:
         raise TrainError(f"run {run.id} cannot read the audio of its cycles: {exc} A run trains only on its own cycle "
                          "set; a new group's set leaves out recordings without audio") from None
-    provider = teacher_targets(project, spec, data) if spec.kind == "student" else None
+    views = spec.targets.get("mode") in VIEW_MODES
+    provider = teacher_targets(project, spec, data) if spec.kind == "student" and not views else None
+    task = ced_task(project, spec, data, device) if views else task_for(spec, provider, device)
     model, optimizer, scaler = _build(project, spec, device, data)
+    if spec.targets.get("feature"):
+        task = _feature_task(project, spec, provider, device, model, data, optimizer)
+        checkpoint.task_state = task
     if resuming:
         checkpoint.restore(point, model, optimizer, scaler, state)
         hooks.call("on_resumed", state)
@@ -168,7 +180,7 @@ def _train(project: Project, run: runs.Run, spec: TrainSpec, state: LoopState, h
         checkpoint.start_fresh()
         state.epoch = 0
     loop = FitLoop(run_id=run.id, spec=spec, model=model, optimizer=optimizer, scaler=scaler,
-                   task=task_for(spec, provider, device), data=data, device=device, hooks=hooks,
+                   task=task, data=data, device=device, hooks=hooks,
                    checkpoint=checkpoint, state=state)
     loop.fit()
     hooks.call("on_train_end", state)
@@ -201,6 +213,33 @@ def _build(project: Project, spec: TrainSpec, device: torch.device, data) -> tup
     optimizer = torch.optim.Adam(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     scaler = torch.amp.GradScaler("cuda", enabled=bool(spec.amp) and device.type == "cuda")
     return model, optimizer, scaler
+
+
+def _feature_task(project: Project, spec: TrainSpec, provider, device: torch.device, model, data, optimizer):
+    """The joint feature + output KD task (seed paper 004), hooked to ``model``; its projector trains as an
+    extra parameter group (the loop sets every group's learning rate)."""
+    from .feature_kd import FeatureKDTask
+
+    feature = spec.targets["feature"]
+    teacher = load_run_model(project, feature["teacher"], device=str(device))
+    task = FeatureKDTask(teacher, feature["teacher_layer"], feature["student_layer"], provider, spec.targets,
+                         feature["weight"], device, seed=epoch_seed(spec.seed, 0, FEATURE_KD_STREAM),
+                         example=data.x_all[:1].float())
+    task.attach(model)
+    optimizer.add_param_group({"params": task.parameters()})
+    return task
+
+
+def _check_feature_kd(project: Project, spec: TrainSpec) -> None:
+    """The feature teacher's model loads, reads the student's features, and both layers exist."""
+    from ..models import create_model
+    from .feature_kd import check_pairing
+
+    feature = spec.targets["feature"]
+    teacher = load_run_model(project, feature["teacher"])
+    with torch.random.fork_rng(devices=[]):  # the caller's random stream is left as it was
+        student = create_model(spec.arch, num_classes=4, pretrained=None, **spec.model_args)
+    check_pairing(teacher, student, feature)
 
 
 def load_run_model(project: Project, run_id: str, device: str = "cpu") -> torch.nn.Module:

@@ -12,7 +12,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from ..distill import MODES
+from ..distill import MODES, VIEW_MODES, DistillError
+from ..distill.presets import apply_preset
 from ..features import FeatureError, family_of
 from ..project import ProjectError
 
@@ -132,6 +133,11 @@ class TrainSpec:
 
 
 def _fill_defaults(spec: TrainSpec) -> None:
+    if spec.targets.get("mode") in VIEW_MODES:
+        # A CED student sees the very views its teachers saw; a second augmentation on top would not be them.
+        if spec.spec_augment:
+            raise TrainError("--mode ced replays the teachers' augmented views; leave SpecAugment off")
+        spec.spec_augment = False
     if spec.feature_set is None:
         spec.feature_set = model_feature_set(spec.arch, spec.model_args)
     try:
@@ -188,12 +194,23 @@ def _check_values(spec: TrainSpec) -> None:
         raise TrainError(f"unknown device {spec.device!r} (expected cpu, cuda or cuda:N)")
 
 
+TARGET_KEYS = {"kind", "teachers", "mode", "k", "temperature", "hard_weight", "noise_var", "teacher_group", "preset",
+               "feature", "passes"}
+
+
 def _resolved_targets(targets: dict) -> dict:
     kind = targets.get("kind")
     if kind == "hard":
         return {"kind": "hard"}
     if kind != "soft":
         raise TrainError(f"targets must be {{'kind': 'hard'}} or {{'kind': 'soft', ...}}, got {targets!r}")
+    unknown = set(targets) - TARGET_KEYS
+    if unknown:  # a setting dropped here would train another student than the one asked for, silently
+        raise TrainError(f"unknown soft-label settings: {', '.join(sorted(unknown))} (known: {', '.join(sorted(TARGET_KEYS))})")
+    try:  # before any default: a preset plus an explicit different value is refused
+        targets = apply_preset(targets)
+    except DistillError as exc:
+        raise TrainError(str(exc)) from None
     teachers = list(targets.get("teachers") or [])
     if not teachers and targets.get("mode") != "noise-const":
         raise TrainError(f"{targets.get('mode', 'mean')} targets need at least one teacher run")
@@ -206,9 +223,21 @@ def _resolved_targets(targets: dict) -> dict:
         "hard_weight": float(targets.get("hard_weight", 0.0)),
         "noise_var": float(targets.get("noise_var", 0.1)),
         **({"teacher_group": targets["teacher_group"]} if targets.get("teacher_group") else {}),
+        **({"preset": targets["preset"]} if targets.get("preset") else {}),
     }
+    if targets.get("feature") is not None:  # joint feature + output KD (seed paper 004)
+        from .feature_kd import resolve_feature_settings
+
+        resolved["feature"] = resolve_feature_settings(targets["feature"], teachers)
     if resolved["mode"] not in MODES or resolved["mode"] == "hard":
         raise TrainError(f"unknown distillation mode {resolved['mode']!r}")
+    if resolved["mode"] in VIEW_MODES:
+        if resolved.get("feature"):
+            raise TrainError("feature distillation learns from the teachers' maps on the plain cycles; it does not "
+                             "combine with --mode ced")
+        if not targets.get("passes"):
+            raise TrainError("--mode ced needs the teachers' stored views: run `rsc logits` and name them (passes)")
+        resolved["passes"] = str(targets["passes"])
     return resolved
 
 
