@@ -14,7 +14,7 @@ from .. import __version__
 from ..project import ProjectError, busy_timeout_s, file_fault
 
 # Modules that add sub-commands; each has register(subparsers) and sets `func` on its parsers.
-COMMAND_MODULES = ("data", "features", "models", "train", "analysis", "infer")
+COMMAND_MODULES = ("data", "features", "models", "train", "analysis", "infer", "collab")
 
 
 class CommandError(Exception):

@@ -11,7 +11,7 @@ from ..vocab import SPLITS
 
 # The names of trainer.features.sets.FEATURE_SETS, written out so that building the parser does not
 # import torch (a test keeps the two equal).
-SET_NAMES = ("cnn", "ast", "clap")
+SET_NAMES = ("cnn", "ast", "clap", "stft", "mfcc")
 
 
 def register(sub) -> None:

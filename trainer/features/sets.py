@@ -19,11 +19,12 @@ from ..audio import PrepSettings
 from .clap import CLAP_EXTRACTOR_ARGS, CLAP_FRAMES, clap_features
 from .filterbank import fbank_frames, kaldi_fbank
 from .normalise import ast_normalize, per_sample_normalize
+from .spectra import SPECTRA_KINDS, spectra
 
 FEATURE_VERSION = 1
 """Bump when the computation of any feature set changes: every existing cache then misses."""
 
-FEATURE_KINDS = ("fbank", "clap")
+FEATURE_KINDS = ("fbank", "clap", *SPECTRA_KINDS)
 NORMALIZATIONS = ("per_sample", "ast", "none")
 # The model families whose training recipes differ (trainer.train's defaults are keyed by these).
 FAMILIES = ("cnn", "transformer")
@@ -54,6 +55,8 @@ class FeatureSet:
     clap: tuple = ()
     version: int = FEATURE_VERSION
     family: str = "cnn"
+    # Bins of a spectral kind's output (stft: linear-frequency bins, mfcc: coefficients); 0 elsewhere.
+    output_bins: int = 0
 
     def __post_init__(self):
         if self.kind not in FEATURE_KINDS:
@@ -62,6 +65,8 @@ class FeatureSet:
             raise ValueError(f"unknown normalization {self.normalization!r}")
         if self.family not in FAMILIES:
             raise ValueError(f"unknown family {self.family!r} (expected one of {', '.join(FAMILIES)})")
+        if (self.kind in SPECTRA_KINDS) != (self.output_bins > 0):
+            raise ValueError(f"{self.name}: output_bins is set for the stft and mfcc kinds only, and they need it")
         if self.kind == "clap" and self.prep.sample_rate != CLAP_EXTRACTOR_ARGS["sampling_rate"]:
             raise ValueError("CLAP features need 48 kHz audio")
 
@@ -71,13 +76,15 @@ class FeatureSet:
         if self.kind == "clap":
             return CLAP_FRAMES, CLAP_EXTRACTOR_ARGS["feature_size"]
         frames = fbank_frames(self.prep.target_samples, self.prep.sample_rate, self.frame_length_ms, self.frame_shift_ms)
-        return frames, self.num_mel_bins
+        return frames, self.output_bins or self.num_mel_bins
 
     def settings(self) -> dict:
         data = dataclasses.asdict(self)
         # Not an input of the computation; keeping it out also keeps the keys of caches written
         # before the field existed.
         del data["family"]
+        if not self.output_bins:  # added with the spectral kinds: the sets before them keep their keys
+            del data["output_bins"]
         data["prep"] = dataclasses.asdict(self.prep)
         data["clap"] = dict(self.clap)
         if self.kind == "clap":
@@ -95,6 +102,8 @@ class FeatureSet:
             x = x.to(device)
         if self.kind == "clap":
             feats = clap_features(x if x.ndim == 2 else x[None])
+        elif self.kind in SPECTRA_KINDS:
+            feats = spectra(self.kind, x if x.ndim == 2 else x[None], self.settings(), self.prep.sample_rate)
         else:
             feats = kaldi_fbank(
                 x if x.ndim == 2 else x[None],
@@ -120,7 +129,7 @@ def _version(package: str) -> str:
         return "unknown"
 
 
-# One 8-s cycle gives (798, 128) in cnn and ast, (1001, 64) in clap (REFERENCE.md section 2).
+# One 8-s cycle gives (798, 128) in cnn, ast and stft, (798, 64) in mfcc, (1001, 64) in clap (REFERENCE.md section 2).
 FEATURE_SETS: dict[str, FeatureSet] = {
     # 16 kHz Kaldi fbank, per-sample (x - mean) / (2 * std)
     "cnn": FeatureSet("cnn", "fbank", PrepSettings(sample_rate=16000), normalization="per_sample"),
@@ -135,6 +144,11 @@ FEATURE_SETS: dict[str, FeatureSet] = {
         clap=tuple(sorted(CLAP_EXTRACTOR_ARGS.items())),
         family="transformer",
     ),
+    # Linear-frequency log power of the cnn set's frames, 256 FFT bins summed in pairs (spectra.py)
+    "stft": FeatureSet("stft", "stft", PrepSettings(sample_rate=16000), normalization="per_sample", num_mel_bins=0,
+                       low_freq=0.0, output_bins=128),
+    # 64 orthonormal DCT-II coefficients of the cnn set's 128-bin log-mel filterbank
+    "mfcc": FeatureSet("mfcc", "mfcc", PrepSettings(sample_rate=16000), normalization="per_sample", output_bins=64),
 }
 
 

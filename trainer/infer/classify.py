@@ -108,6 +108,10 @@ class OnnxModel:
 
     def features(self, waves: np.ndarray) -> np.ndarray:
         settings = self.card["features"]
+        if settings["kind"] in ("stft", "mfcc"):
+            from ..features.spectra import spectra_numpy
+
+            return spectra_numpy(waves, settings, self.prep.sample_rate)
         if settings["kind"] == "clap":
             try:
                 from ..features.clap import clap_features

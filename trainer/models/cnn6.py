@@ -35,11 +35,13 @@ class ConvBlock5x5(nn.Module):
 
 class CNN6(RSCModel):
     def __init__(self, num_classes: int = 4, channels: Sequence[int] = (64, 128, 256, 512),
-                 dropout: float = 0.0) -> None:
+                 dropout: float = 0.0, feature_set: str = "cnn") -> None:
         channels = tuple(int(c) for c in channels)
         if len(channels) != 4:
             raise ModelError(f"cnn6 has four conv blocks; got channels={channels}")
-        super().__init__(num_classes, "cnn", embedding_dim=channels[-1])
+        # The convolutions and the pooling take any (frames, bins) input, so the same network reads
+        # another representation (stft, mfcc: multi-representation distillation) when asked to.
+        super().__init__(num_classes, str(feature_set), embedding_dim=channels[-1])
         self.channels = channels
         widths = (1, *channels)
         for i in range(4):
@@ -111,9 +113,9 @@ def load_panns(model: CNN6, path: str | Path) -> LoadReport:
 
 
 def _build(num_classes: int, pretrained, default_channels, **overrides) -> CNN6:
-    unknown = sorted(set(overrides) - {"channels", "dropout"})
+    unknown = sorted(set(overrides) - {"channels", "dropout", "feature_set"})
     if unknown:
-        raise ModelError(f"cnn6: unknown setting(s) {', '.join(unknown)} (known: channels, dropout)")
+        raise ModelError(f"cnn6: unknown setting(s) {', '.join(unknown)} (known: channels, dropout, feature_set)")
     model = CNN6(num_classes=num_classes, channels=overrides.pop("channels", default_channels), **overrides)
     if pretrained is not None:
         if pretrained == "hub":

@@ -102,6 +102,7 @@ def run_training(
     run = runs.get_run(project, run_id)
     if run.finished:
         return run.metrics
+    _refuse_collab(run)
     spec = TrainSpec.from_dict(run.spec)
     if runs.start(project, run_id) == runs.CANCELLED:
         raise RunStopped(run_id, run.epoch, runs.CANCELLED)
@@ -134,12 +135,20 @@ def resume(project: Project, run_id: str, progress=None, should_stop=None, resta
     trusted; deterministic, so the result is the one the run would have had).
     """
     run = runs.get_run(project, run_id)
+    _refuse_collab(run)
     if run.finished:
         raise TrainError(f"run {run_id} is already done (score {run.metrics.get('score', float('nan')):.2f})")
     with project.transaction():  # one write: two resumes (or a resume and a worker) never both train it
         runs.requeue(project, run_id)  # refuses a run that a live process trains
         runs.claim(project, run_id)
     return run_training(project, run_id, progress=progress, should_stop=should_stop, restart=restart)
+
+
+def _refuse_collab(run: runs.Run) -> None:
+    """A model of a collaborative job trains only with its peers, in lockstep (trainer.train.collab)."""
+    if (run.spec.get("targets") or {}).get("kind") == "collab":
+        raise TrainError(f"run {run.id} is one model of a collaborative job; it trains only in lockstep with its "
+                         "peers and cannot resume: train the job again with `rsc collab` in a new group")
 
 
 def _threads(spec: TrainSpec, point: ResumePoint) -> int | None:

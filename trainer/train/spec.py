@@ -202,6 +202,11 @@ def _resolved_targets(targets: dict) -> dict:
     kind = targets.get("kind")
     if kind == "hard":
         return {"kind": "hard"}
+    if kind == "collab":  # one model of a multi-representation job (trainer.train.collab)
+        return {"kind": "collab", "peers": list(targets.get("peers") or []),
+                "peer_weight": float(targets.get("peer_weight", 1.0)),
+                "temperature": float(targets.get("temperature", 1.0)),
+                "representation": targets.get("representation")}
     if kind != "soft":
         raise TrainError(f"targets must be {{'kind': 'hard'}} or {{'kind': 'soft', ...}}, got {targets!r}")
     unknown = set(targets) - TARGET_KEYS
@@ -255,8 +260,12 @@ def default_recipe(arch: str) -> str:
 
 
 def model_feature_set(arch: str, model_args: dict | None = None) -> str:
-    """The input features an architecture reads (cnn, ast or clap), from the model registry."""
+    """The input features an architecture reads (cnn, ast or clap), from the model registry, unless
+    ``model_args["feature_set"]`` asks the model to read another set (cnn6 on stft or mfcc)."""
     from ..models import ModelError, model_entry
+
+    if model_args and model_args.get("feature_set"):
+        return str(model_args["feature_set"])
 
     try:
         return model_entry(arch).feature_set
