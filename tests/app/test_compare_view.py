@@ -147,7 +147,7 @@ def test_the_runs_table_shows_the_numbers_rsc_report_prints(opened):
     groups = markdown_rows(text, "## Runs by group (mean ± std over seeds)")
     assert {row[0] for row in groups} == {"teachers", "teachers-b", "students"}
     shown = ("n", "Sp", "Se", "Score", "2-class Sp", "2-class Se", "2-class Score", "Selection")
-    for name, _arch, _kind, _teachers, *numbers, _runs in groups:
+    for name, _arch, _kind, _teachers, _params, _macs, *numbers, _runs in groups:
         assert [table.cell(("group", name), c) for c in shown] == numbers
     assert table.cell(("group", "teachers-b"), "Selection") == "test*"  # picked on the test set: optimistic
     selection = COLUMNS.index("Selection")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import functools
+import json
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -134,11 +135,23 @@ def _model_info(name: str, num_classes: int) -> dict[str, Any]:
     }
 
 
+def model_cost(name: str, model_args: dict | None = None, num_classes: int = 4) -> dict[str, int]:
+    """Parameters and MACs per 8-s cycle of ``name`` built with ``model_args`` (a run's own settings)."""
+    return dict(_model_cost(name, json.dumps(model_args or {}, sort_keys=True), int(num_classes)))
+
+
+@functools.lru_cache(maxsize=256)
+def _model_cost(name: str, args_json: str, num_classes: int) -> dict[str, int]:
+    with torch.device("meta"):
+        model = create_model(name, num_classes=num_classes, **json.loads(args_json))
+    return {"params": count_params(model), "macs_per_cycle": count_macs(model, **example_inputs(model, device="meta"))}
+
+
 # Families register themselves on import; transformers is only imported when a model is built.
 from . import cnn6, hf_vision, ast, clap, cpmobile  # noqa: E402,F401
 
 __all__ = [
     "LoadReport", "MacCounter", "ModelEntry", "ModelError", "RSCModel", "WordTokenizer",
     "all_prompts", "bts_prompt", "count_macs", "count_params", "create_model", "example_inputs",
-    "list_models", "model_entry", "model_info", "register_model",
+    "list_models", "model_cost", "model_entry", "model_info", "register_model",
 ]

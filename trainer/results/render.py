@@ -38,10 +38,39 @@ def _selection(value, flagged: bool) -> str:
 
 def _kind_label(g: dict) -> str:
     if g["targets"] == "soft":
-        return f"student {g['mode']} k={g['k']}"
+        return "student " + method_label(g)
     if g["targets"] == "hard":
         return "hard labels"
+    if g["targets"] == "collab":
+        weight = g.get("peer_weight")
+        return f"collaborative on {g.get('representation')}, peers x{weight:g}" if isinstance(weight, float) else \
+            f"collaborative on {g.get('representation')}, peers x{weight}"
     return str(g["kind"])
+
+
+def method_label(g: dict) -> str:
+    """How a student group learned: mode and k, then what sets it apart (preset, T, label weight, views, maps)."""
+    parts = [f"{g['mode']} k={g['k']}"]
+    if g.get("passes"):
+        parts.append(f"views {g['passes']}")
+    if g.get("preset"):
+        parts.append(f"preset {g['preset']}")
+    else:
+        if g.get("temperature") not in (None, 1.0):
+            parts.append(f"T={g['temperature']:g}")
+        if g.get("hard_weight"):
+            parts.append(f"labels {g['hard_weight']:g}")
+    feature = json.loads(g["feature"]) if isinstance(g.get("feature"), str) else None
+    if feature:
+        parts.append(f"+ maps {feature['teacher_layer']}->{feature['student_layer']} x{feature['weight']:g}")
+    return ", ".join(parts)
+
+
+def _cost_cells(g: dict) -> list[str]:
+    cost = g.get("cost")
+    if not cost:
+        return ["-", "-"]
+    return [f"{cost['params'] / 1e6:.3g} M", f"{cost['macs_per_cycle'] / 1e9:.3g}"]
 
 
 TWO_CLASS_HEAD = ["2-class Sp", "2-class Se", "2-class Score"]
@@ -54,11 +83,12 @@ def _two_class_cells(values: dict | None) -> list[str]:
 
 
 def _group_table(report: dict) -> tuple[list[str], list[list[str]]]:
-    head = ["group", "arch", "kind", "teachers", "n", "Sp", "Se", "Score", *TWO_CLASS_HEAD, "selection", "runs"]
+    head = ["group", "arch", "kind", "teachers", "params", "GMAC/cycle", "n", "Sp", "Se", "Score", *TWO_CLASS_HEAD,
+            "selection", "runs"]
     body = []
     for g in report["groups"]:
         body.append([
-            g["group"], str(g["arch"]), _kind_label(g), g["teacher_group"] or "-", str(g["n"]),
+            g["group"], str(g["arch"]), _kind_label(g), g["teacher_group"] or "-", *_cost_cells(g), str(g["n"]),
             _ms(g["sp"]), _ms(g["se"]), _ms(g["score"]), *_two_class_cells(g.get("two_class")),
             _selection(g["selection"], g["test_selection"]),
             " ".join(g["run_ids"]) + (f" (+{len(g['not_finished'])} not finished)" if g["not_finished"] else ""),

@@ -88,6 +88,11 @@ def collect_groups(project: Project) -> list[dict]:
             "teacher_group": _one(t.get("teacher_group") for t in soft) if soft else None,
             "temperature": _one(t.get("temperature", 1.0) for t in soft) if soft else None,
             "hard_weight": _one(t.get("hard_weight", 0.0) for t in soft) if soft else None,
+            "preset": _one(t.get("preset") for t in soft) if soft else None,
+            "feature": _one(json.dumps(t.get("feature"), sort_keys=True) for t in soft) if soft else None,
+            "passes": _one(t.get("passes") for t in soft) if soft else None,
+            "representation": _one(t.get("representation") for t in targets if t.get("kind") == "collab"),
+            "peer_weight": _one(t.get("peer_weight") for t in targets if t.get("kind") == "collab"),
             "settings": _one(_settings(r.spec) for r in group_runs),
             "selection": _one((r.metrics.get("selection") or r.spec.get("select")) for r in done) if done else None,
             "n": len(done),
@@ -95,6 +100,7 @@ def collect_groups(project: Project) -> list[dict]:
             "run_ids": [r.id for r in done],
             "not_finished": {r.id: r.status for r in group_runs if not r.finished},
         }
+        entry["cost"] = _cost(group_runs)
         entry.update(_summary([r.metrics for r in done]))
         entry["two_class"] = _two_class_summary([r.metrics for r in done])
         entry["test_selection"] = _uses_test_selection(r.metrics for r in done)
@@ -104,6 +110,21 @@ def collect_groups(project: Project) -> list[dict]:
                 stat["mean"] = stat["std"] = None
         groups.append(entry)
     return groups
+
+
+def _cost(group_runs: Sequence[runs.Run]) -> dict | None:
+    """Parameters and MACs per cycle of the group's model, built with its runs' own settings; None when
+    its runs differ in them or the model cannot be built here (then no number is shown rather than a wrong one)."""
+    from ..models import ModelError, model_cost
+
+    shapes = {(r.arch, json.dumps(r.spec.get("model_args") or {}, sort_keys=True)) for r in group_runs}
+    if len(shapes) != 1:
+        return None
+    arch, args = shapes.pop()
+    try:
+        return model_cost(arch, json.loads(args))
+    except (ModelError, TypeError, ValueError, ImportError, RuntimeError):
+        return None
 
 
 def _by_cycle_set(done: Sequence[runs.Run]) -> list[list[str]]:
