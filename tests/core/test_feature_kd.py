@@ -183,7 +183,7 @@ def test_the_output_term_is_the_soft_label_loss_and_the_feature_weight_scales_th
     task = _task(student, teacher, batch, preset="efficientat", weight=0.0)
     task.start_epoch(0)
     loss, logits = task.forward(student, batch)
-    expected = distillation_loss(logits, task.epoch_targets[batch.positions], batch.labels, "mean",
+    expected = distillation_loss(logits, task.output.epoch_targets[batch.positions], batch.labels, "mean",
                                  temperature=1.0, hard_weight=0.1)
     torch.testing.assert_close(loss, expected)
     task.feature_weight = 2.5

@@ -288,19 +288,7 @@ def _end_epoch(m: _Member, loss: float) -> None:
     loop, state = m.loop, m.loop.state
     if not math.isfinite(loss):
         raise TrainError(f"run {m.run.id}: the loss became {loss} in epoch {state.epoch + 1} (lower the learning rate)")
-    test, val = loop.evaluate()
-    state.epoch += 1
-    is_best = loop.select(test, val)
-    entry = {
-        "epoch": state.epoch, "epochs": m.spec.epochs, "loss": loss, "lr": lr_at(m.spec, state.epoch - 1),
-        "sp": test["sp"], "se": test["se"], "score": test["score"],
-        "val_sp": val["sp"] if val else None, "val_se": val["se"] if val else None,
-        "val_score": val["score"] if val else None, "best": is_best,
-    }
-    m.hooks.call("on_epoch_end", state, entry)
-    state.history.append(entry)
-    loop.checkpoint.save_epoch(loop.model, loop.optimizer, loop.scaler, state, entry, is_best)
-    m.hooks.call("on_epoch_saved", state, entry)
+    loop.end_epoch(loss)
 
 
 def _finish(project: Project, m: _Member) -> dict:

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..distill import TargetProvider, distillation_loss
+from ..distill import TargetProvider
 from .spec import TrainError
-from .tasks import Batch, balanced_loss
+from .tasks import Batch, SoftLabelTask
 
 AUTO = "auto"
 
@@ -178,15 +178,15 @@ class FeatureKDTask:
         if not (weight >= 0 and math.isfinite(weight)):
             raise TrainError(f"the feature distillation weight must be a number >= 0, got {feature_weight!r}")
         self.device, self.provider, self.feature_weight, self.seed = torch.device(device), provider, weight, int(seed)
-        self.mode = targets.get("mode", "mean")
-        self.temperature, self.hard_weight = float(targets["temperature"]), float(targets["hard_weight"])
+        # The output part is the plain soft-label task's loss; this task adds the feature maps to it.
+        self.output = SoftLabelTask(provider, {"mode": "mean", **targets}, self.device)
+        self.mode, self.temperature, self.hard_weight = self.output.mode, self.output.temperature, self.output.hard_weight
         self.teacher = teacher.to(self.device).eval().requires_grad_(False)
         self.example = example
         self.teacher_layer, self.teacher_shape = resolve_layer(self.teacher, teacher_layer, "teacher", example)
         self.requested_student_layer = student_layer
         self.student_layer: str | None = None
         self.projector: FeatureProjector | None = None
-        self.epoch_targets: torch.Tensor | None = None
         self.last_losses: dict[str, torch.Tensor] = {}
         self._student: nn.Module | None = None
         self._handles: list = []
@@ -253,7 +253,7 @@ class FeatureKDTask:
 
     # -- training ---------------------------------------------------------------------------------
     def start_epoch(self, epoch_index: int) -> None:
-        self.epoch_targets = self.provider.targets(epoch_index).to(self.device)
+        self.output.start_epoch(epoch_index)
 
     def teacher_map(self, x: torch.Tensor) -> torch.Tensor:
         """The teacher's map at its layer for inputs ``x`` (its forward pass stops there)."""
@@ -282,13 +282,7 @@ class FeatureKDTask:
             self._capturing = False
         student_map = self._maps.pop("student")
         teacher_map = self.teacher_map(batch.x)
-        targets = self.epoch_targets[batch.positions]
-        if batch.class_weights is not None:
-            output = balanced_loss(logits, targets, batch.labels, batch.class_weights,
-                                   temperature=self.temperature, hard_weight=self.hard_weight)
-        else:
-            output = distillation_loss(logits, targets, batch.labels, self.mode,
-                                       temperature=self.temperature, hard_weight=self.hard_weight)
+        output = self.output.soft_loss(logits, batch)
         feature = F.mse_loss(projector(student_map).float(), projector.target(teacher_map).float())
         # Detached tensors, not floats: reading a value would wait for the GPU at every step.
         self.last_losses = {"output": output.detach(), "feature": feature.detach()}

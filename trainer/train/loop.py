@@ -150,19 +150,25 @@ class FitLoop:
         while state.epoch < spec.epochs:
             self.hooks.call("on_epoch_start", state)
             loss = self.train_epoch()
-            test, val = self.evaluate()
-            state.epoch += 1
-            is_best = self.select(test, val)
-            entry = {
-                "epoch": state.epoch, "epochs": spec.epochs, "loss": loss, "lr": lr_at(spec, state.epoch - 1),
-                "sp": test["sp"], "se": test["se"], "score": test["score"],
-                "val_sp": val["sp"] if val else None, "val_se": val["se"] if val else None,
-                "val_score": val["score"] if val else None, "best": is_best,
-            }
-            self.hooks.call("on_epoch_end", state, entry)
-            state.history.append(entry)
-            self.checkpoint.save_epoch(self.model, self.optimizer, self.scaler, state, entry, is_best)
-            self.hooks.call("on_epoch_saved", state, entry)
+            self.end_epoch(loss)
+
+    def end_epoch(self, loss: float) -> dict:
+        """Score the epoch just trained, select, and make it durable; returns its history entry."""
+        state, spec = self.state, self.spec
+        test, val = self.evaluate()
+        state.epoch += 1
+        is_best = self.select(test, val)
+        entry = {
+            "epoch": state.epoch, "epochs": spec.epochs, "loss": loss, "lr": lr_at(spec, state.epoch - 1),
+            "sp": test["sp"], "se": test["se"], "score": test["score"],
+            "val_sp": val["sp"] if val else None, "val_se": val["se"] if val else None,
+            "val_score": val["score"] if val else None, "best": is_best,
+        }
+        self.hooks.call("on_epoch_end", state, entry)
+        state.history.append(entry)
+        self.checkpoint.save_epoch(self.model, self.optimizer, self.scaler, state, entry, is_best)
+        self.hooks.call("on_epoch_saved", state, entry)
+        return entry
 
     def final_outputs(self) -> tuple[dict, torch.Tensor, int]:
         """Final metrics, the selected model's logits on every cycle (training split, then test) and its epoch."""

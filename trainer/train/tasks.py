@@ -82,14 +82,16 @@ class SoftLabelTask:
 
     def forward(self, model: torch.nn.Module, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(batch.x, text=batch.text).float()
+        return self.soft_loss(logits, batch), logits
+
+    def soft_loss(self, logits: torch.Tensor, batch: Batch) -> torch.Tensor:
+        """The loss against this epoch's targets of the batch (class-weighted when the batch asks for it)."""
         targets = self.epoch_targets[batch.positions]
         if batch.class_weights is not None:
-            loss = balanced_loss(logits, targets, batch.labels, batch.class_weights,
+            return balanced_loss(logits, targets, batch.labels, batch.class_weights,
                                  temperature=self.temperature, hard_weight=self.hard_weight)
-        else:
-            loss = distillation_loss(logits, targets, batch.labels, self.mode,
-                                     temperature=self.temperature, hard_weight=self.hard_weight)
-        return loss, logits
+        return distillation_loss(logits, targets, batch.labels, self.mode,
+                                 temperature=self.temperature, hard_weight=self.hard_weight)
 
 
 def task_for(spec: TrainSpec, provider: TargetProvider | None, device: torch.device) -> HardLabelTask | SoftLabelTask:
