@@ -37,6 +37,7 @@ from .data import load_data, text_rows
 from .determinism import AUGMENT_STREAM, GLOBAL_STREAM, ORDER_STREAM, cpu_threads, deterministic, epoch_seed
 from .hooks import CancelHook, EtaHook, Hooks, ProgressHook, RunStopped
 from .loop import FitLoop, lr_at
+from .memory import keep_freed_memory
 from .provenance import code_version, confirm_data, data_fingerprint
 from .runner import _build
 from .spec import TrainError, TrainSpec
@@ -168,6 +169,7 @@ def train_collab(project: Project, run_ids: list[str], progress: Callable[[dict]
     """Train the runs of one collaborative job together to the end; returns each run's final metrics."""
     stored = [runs.get_run(project, run_id) for run_id in run_ids]
     specs, targets = zip(*(_stored_spec(run) for run in stored))
+    keep_freed_memory()
     for run, target in zip(stored, targets):
         if sorted(target["peers"]) != sorted(r for r in run_ids if r != run.id):
             raise TrainError(f"run {run.id} was trained with peers {', '.join(target['peers'])}, not with these runs")

@@ -39,6 +39,7 @@ from .data import add_text_inputs, check_teachers, load_data, teacher_targets
 from .determinism import GLOBAL_STREAM, cpu_threads, deterministic, epoch_seed
 from .hooks import CancelHook, EtaHook, Hooks, ProgressHook, RunStopped
 from .loop import FitLoop
+from .memory import keep_freed_memory
 from .provenance import code_version, confirm_data, data_fingerprint
 from .spec import TrainError, TrainSpec
 from .tasks import task_for
@@ -104,6 +105,7 @@ def run_training(
         return run.metrics
     _refuse_collab(run)
     spec = TrainSpec.from_dict(run.spec)
+    keep_freed_memory()
     if runs.start(project, run_id) == runs.CANCELLED:
         raise RunStopped(run_id, run.epoch, runs.CANCELLED)
     state = LoopState(epoch=run.epoch)
