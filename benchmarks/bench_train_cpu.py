@@ -181,6 +181,9 @@ def epoch_times(arch: str, cycles: int, batch: int | None, repeats: int, budget:
 
 
 def epoch_main(args) -> int:
+    from trainer.train.memory import keep_freed_memory
+
+    keep_freed_memory()  # as run_training does in every training process
     probe = MatmulProbe(args.matmul_n)
     rows = []
     for arch in [m.strip() for m in args.models.split(",") if m.strip()]:

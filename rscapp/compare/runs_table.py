@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTreeWidget, QTree
 
 from trainer.evaluate import two_class_of
 from trainer.results import TEST_SELECTION_NOTE
+from trainer.results.render import cost_text, targets_label
 
 from .data import CompareData
 
@@ -58,12 +59,8 @@ def selection_text(value, flagged: bool) -> str:
 
 
 def targets_text(group: dict) -> str:
-    """What a group learnt from; "student" is left out, as the students' section says it."""
-    if group["targets"] == "soft":
-        return f"{group['mode']} k={group['k']}"
-    if group["targets"] == "hard":
-        return "hard labels"
-    return str(group["kind"])
+    """What a group learnt from, as `rsc report` names it; "student" is left out, as the students' section says it."""
+    return targets_label(group)
 
 
 class RunsTable(QTreeWidget):
@@ -134,6 +131,7 @@ class RunsTable(QTreeWidget):
             selection_text(group["selection"], flagged), group["teacher_group"] or "-"])
         if flagged:
             self._optimistic(item)
+        item.setToolTip(1, cost_text(group))
         for run in self.data.finished_runs(name):
             metrics = run.metrics
             self._item(item, ("run", run.id), [

@@ -157,6 +157,9 @@ def test_rsc_logits_then_a_label_free_ced_student_from_the_command_line(taught, 
     targets = run.spec["targets"]
     assert targets["mode"] == "ced" and targets["passes"] == "teachers-x2-s0" and targets["hard_weight"] == 0.0
     assert sorted(targets["teachers"]) == teachers and run.spec["spec_augment"] is False
+    assert main(["report", str(path)]) == 0  # named beside the other methods, with its size
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| ced-students |"))
+    assert "student ced k=2, views of teachers-x2-s0" in row and "| 0.0" in row
     # Views that were never made are named with the command that makes them.
     assert main(["distill", str(path), *args, "--teachers", "teachers", "--mode", "ced", "--passes", "5"]) == 2
     assert "rsc logits" in capsys.readouterr().err

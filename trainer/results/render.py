@@ -39,6 +39,13 @@ def _selection(value, flagged: bool) -> str:
 def _kind_label(g: dict) -> str:
     if g["targets"] == "soft":
         return "student " + method_label(g)
+    return targets_label(g)
+
+
+def targets_label(g: dict) -> str:
+    """What a group learnt from, without the word student (the Compare view's students section says it)."""
+    if g["targets"] == "soft":
+        return method_label(g)
     if g["targets"] == "hard":
         return "hard labels"
     if g["targets"] == "collab":
@@ -52,7 +59,7 @@ def method_label(g: dict) -> str:
     """How a student group learned: mode and k, then what sets it apart (preset, T, label weight, views, maps)."""
     parts = [f"{g['mode']} k={g['k']}"]
     if g.get("passes"):
-        parts.append(f"views {g['passes']}")
+        parts.append(f"views of {g['passes']}")
     if g.get("preset"):
         parts.append(f"preset {g['preset']}")
     else:
@@ -71,6 +78,12 @@ def _cost_cells(g: dict) -> list[str]:
     if not cost:
         return ["-", "-"]
     return [f"{cost['params'] / 1e6:.3g} M", f"{cost['macs_per_cycle'] / 1e9:.3g}"]
+
+
+def cost_text(g: dict) -> str:
+    """'0.0842 M parameters, 0.0756 GMAC per 8-s cycle', or '' where the group's cost is not known."""
+    params, macs = _cost_cells(g)
+    return "" if params == "-" else f"{params} parameters, {macs} GMAC per 8-s cycle"
 
 
 TWO_CLASS_HEAD = ["2-class Sp", "2-class Se", "2-class Score"]
