@@ -76,6 +76,7 @@ class SettingsForm(QWidget):
         for value, label in device_options():
             self.device.addItem(label, value)
         self.select = QComboBox()
+        self.select.addItem("default", None)  # the recipe's (val for the CPU recipe), as `rsc train` without --select
         for value in SELECTIONS:
             self.select.addItem(SELECTION_LABELS[value], value)
         self.pretrained = QLineEdit()
@@ -134,6 +135,7 @@ class SettingsForm(QWidget):
         self.epochs.setSpecialValueText(f"default ({defaults.epochs})")
         self.batch_size.setSpecialValueText(f"default ({defaults.batch_size})")
         self.lr.setPlaceholderText(f"default ({defaults.lr:g})")
+        self.select.setItemText(0, f"default: {SELECTION_LABELS[defaults.select]}")
         self.group.setPlaceholderText(self.default_group())
         self.pretrained.setToolTip(f"{arch}: {model_entry(arch).pretrained}")
         self._show_facts(arch)

@@ -8,6 +8,7 @@ from typing import Sequence
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QLineEdit, QSpinBox, QWidget
 
+from trainer.distill.presets import PRESETS
 from trainer.jobs.specs import DistillChoices
 from trainer.runs import Run
 
@@ -121,6 +122,9 @@ class TeachersForm(QWidget):
         preset = self.preset.currentData()
         self.temperature.setEnabled(preset is None)
         self.hard_weight.setEnabled(preset is None)
+        if preset is not None:  # show what the preset sets; the job takes the preset's values
+            self.temperature.setValue(PRESETS[preset]["temperature"])
+            self.hard_weight.setValue(PRESETS[preset]["hard_weight"])
         self.feature_weight.setEnabled(mode != "ced")
         self.layers.setEnabled(mode != "ced" and self.feature_weight.value() > 0)
         self.view_seed.setEnabled(mode == "ced")
