@@ -43,20 +43,26 @@ def patch_grid(config: Any) -> tuple[int, int]:
     return f, t
 
 
+def _grid_of(pos: torch.Tensor, grid: tuple[int, int], leading_tokens: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The leading tokens and the (1, D, F, T) patch grid of (1, leading + F*T, D) position embeddings."""
+    f0, t0 = grid
+    if pos.shape[1] != leading_tokens + f0 * t0:
+        raise ModelError(f"position embeddings of length {pos.shape[1]} do not match a {f0}x{t0} grid")
+    # Patches are flattened frequency-major (conv output (F, T) -> F*T), so this reshape is exact.
+    return pos[:, :leading_tokens], pos[:, leading_tokens:].reshape(1, f0, t0, pos.shape[-1]).permute(0, 3, 1, 2)
+
+
+def _embeddings_of(lead: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    f, t = grid.shape[2:]
+    return torch.cat([lead, grid.permute(0, 2, 3, 1).reshape(1, f * t, grid.shape[1])], dim=1)
+
+
 def interpolate_position_embeddings(pos: torch.Tensor, source_grid: tuple[int, int],
                                     target_grid: tuple[int, int], leading_tokens: int = 2) -> torch.Tensor:
     """Resample (1, leading + F*T, D) position embeddings from one patch grid to another."""
-    f0, t0 = source_grid
-    f1, t1 = target_grid
-    if pos.shape[1] != leading_tokens + f0 * t0:
-        raise ModelError(f"position embeddings of length {pos.shape[1]} do not match a {f0}x{t0} grid")
-    dim = pos.shape[-1]
-    lead, grid = pos[:, :leading_tokens], pos[:, leading_tokens:]
-    # Patches are flattened frequency-major (conv output (F, T) -> F*T), so this reshape is exact.
-    grid = grid.reshape(1, f0, t0, dim).permute(0, 3, 1, 2).float()
-    grid = F.interpolate(grid, size=(f1, t1), mode="bilinear", align_corners=True)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, f1 * t1, dim).to(pos.dtype)
-    return torch.cat([lead, grid], dim=1)
+    lead, grid = _grid_of(pos, source_grid, leading_tokens)
+    grid = F.interpolate(grid.float(), size=tuple(target_grid), mode="bilinear", align_corners=True).to(pos.dtype)
+    return _embeddings_of(lead, grid)
 
 
 def crop_position_embeddings(pos: torch.Tensor, source_grid: tuple[int, int],
@@ -65,13 +71,8 @@ def crop_position_embeddings(pos: torch.Tensor, source_grid: tuple[int, int],
 
     Time first, then frequency, as in ast_models.py: ``start = int(old / 2) - int(new / 2)``.
     """
-    f0, t0 = source_grid
-    f1, t1 = target_grid
-    if pos.shape[1] != leading_tokens + f0 * t0:
-        raise ModelError(f"position embeddings of length {pos.shape[1]} do not match a {f0}x{t0} grid")
-    dim = pos.shape[-1]
-    lead, grid = pos[:, :leading_tokens], pos[:, leading_tokens:]
-    grid = grid.reshape(1, f0, t0, dim).permute(0, 3, 1, 2)
+    (f0, t0), (f1, t1) = source_grid, target_grid
+    lead, grid = _grid_of(pos, source_grid, leading_tokens)
     if t1 <= t0:
         start = t0 // 2 - t1 // 2
         grid = grid[:, :, :, start:start + t1]
@@ -82,8 +83,7 @@ def crop_position_embeddings(pos: torch.Tensor, source_grid: tuple[int, int],
         grid = grid[:, :, start:start + f1, :]
     else:
         grid = F.interpolate(grid.float(), size=(f1, t1), mode="bilinear").to(pos.dtype)
-    grid = grid.permute(0, 2, 3, 1).reshape(1, f1 * t1, dim)
-    return torch.cat([lead, grid], dim=1)
+    return _embeddings_of(lead, grid)
 
 
 def _is_ast(arch: str) -> bool:

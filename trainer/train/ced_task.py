@@ -15,12 +15,8 @@ from ..distill import DistillError, distillation_loss
 from ..distill.ced import LogitPasses, load_passes, make_views, passes_path, view_digest
 from ..project import Project
 from .data import TrainData, check_teachers
-from .determinism import epoch_seed
+from .determinism import CED_VIEW_STREAM, epoch_seed
 from .spec import TrainError, TrainSpec
-
-# A stream of its own, apart from the loop's (global 0, order 1, SpecAugment 2).
-CED_VIEW_STREAM = 5
-
 
 class CedTask:
     def __init__(self, passes: LogitPasses, fit_ids: list[int], targets: dict, seed: int, device: torch.device,

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
-import secrets
 import traceback
 from typing import Any, Callable
 
@@ -34,14 +32,14 @@ from .checkpoint import Checkpoint, LoopState
 from .checks import check_audio, check_cycles, check_device, check_model
 from .cycles import cycles_for, keep_cycles, run_cycles
 from .data import load_data, text_rows
-from .determinism import AUGMENT_STREAM, GLOBAL_STREAM, ORDER_STREAM, cpu_threads, deterministic, epoch_seed
+from .determinism import cpu_threads, deterministic
 from .hooks import CancelHook, EtaHook, Hooks, ProgressHook, RunStopped
-from .loop import FitLoop, lr_at
+from .loop import FitLoop
 from .memory import keep_freed_memory
 from .provenance import code_version, confirm_data, data_fingerprint
-from .runner import _build
+from .runner import _build, finish_run, new_run_id
 from .spec import TrainError, TrainSpec
-from .tasks import HardLabelTask, class_weights
+from .tasks import HardLabelTask
 
 COLLAB = "collab"
 # Settings that decide the shared batch order and the shared scoring: one value for the whole job.
@@ -84,10 +82,6 @@ def collab_losses(logits: list[torch.Tensor], labels: torch.Tensor, peer_weight:
     return losses
 
 
-def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-.")[:60] or "run"
-
-
 def create_collab_runs(project: Project, specs: list[TrainSpec], peer_weight: float, temperature: float,
                        group: str) -> list[str]:
     """Store one run per spec (one representation each) as one collaborative job; returns their ids.
@@ -128,7 +122,7 @@ def create_collab_runs(project: Project, specs: list[TrainSpec], peer_weight: fl
     if len({c.fingerprint for c in cycles}) > 1:
         raise TrainError(f"the groups {', '.join(s.group for s in resolved)} hold different cycle sets; "
                          "a collaborative job needs the same cycles for every model (use a new --group)")
-    ids = [f"{_slug(s.group)}-{_slug(s.arch)}-s{s.seed}-{secrets.token_hex(3)}" for s in resolved]
+    ids = [new_run_id(s) for s in resolved]
     with project.transaction():
         for run_id, spec, found in zip(ids, resolved, cycles):
             fixed = cycles_for(project, spec)
@@ -230,30 +224,19 @@ def _fit(members: list[_Member], peer_weight: float, temperature: float) -> None
     spec, n = first.spec, len(first.loop.data.fit_pos)
     if any(not torch.equal(m.loop.y_fit.cpu(), first.loop.y_fit.cpu()) for m in members):
         raise TrainError("the models of a collaborative job fit different cycles; train them again in a new group")
-    device = first.loop.device
     while first.loop.state.epoch < spec.epochs:
-        epoch = first.loop.state.epoch + 1
         for m in members:
             m.hooks.call("on_epoch_start", m.loop.state)
-            for group in m.loop.optimizer.param_groups:
-                group["lr"] = lr_at(m.spec, m.loop.state.epoch)
-            m.loop.model.train()
-            m.loop._augment_gen = torch.Generator(device=device).manual_seed(epoch_seed(spec.seed, epoch, AUGMENT_STREAM))
-        torch.manual_seed(epoch_seed(spec.seed, epoch, GLOBAL_STREAM))
-        order_gen = torch.Generator().manual_seed(epoch_seed(spec.seed, epoch, ORDER_STREAM))
-        y_fit = first.loop.y_fit
-        weights = class_weights(y_fit) if spec.balance != "none" else None
-        if spec.balance == "sampler":
-            perm = torch.multinomial(weights[y_fit.cpu()].double(), n, replacement=True, generator=order_gen)
-        else:
-            perm = torch.randperm(n, generator=order_gen)
+        # Every member seeds the same streams from the same seed and labels, so their orders are one order.
+        perm = [m.loop.start_epoch() for m in members][0]
+        weights = first.loop.loss_weights
         totals = [0.0] * len(members)
         seen, batches = 0, math.ceil(n / spec.batch_size)
         for b in range(batches):
             local = perm[b * spec.batch_size : (b + 1) * spec.batch_size]
             if len(local) < 2:
                 continue  # batch norm needs two samples, as in the fit loop
-            losses = _step(members, local, peer_weight, temperature, weights if spec.balance == "loss" else None)
+            losses = _step(members, local, peer_weight, temperature, weights)
             for i, loss in enumerate(losses):
                 totals[i] += float(loss) * len(local)
             seen += len(local)
@@ -295,15 +278,4 @@ def _end_epoch(m: _Member, loss: float) -> None:
 
 def _finish(project: Project, m: _Member) -> dict:
     """The selected model's logits and file, stored as the runner stores a run's."""
-    loop, state = m.loop, m.loop.state
-    m.hooks.call("on_train_end", state)
-    metrics, logits, selected = loop.final_outputs()
-    stored = loop.checkpoint.save_model(loop.model, TrainSpec.from_dict(m.run.spec), selected)
-    with project.transaction():
-        if runs.status_of(project, m.run.id) != runs.RUNNING:
-            raise RunStopped(m.run.id, state.epoch, runs.CANCELLED)
-        runs.store_logits(project, m.run.id, loop.data.cycle_ids, logits)
-        runs.finish(project, m.run.id, metrics=metrics, checkpoint=stored, epoch=state.epoch)
-    loop.checkpoint.remove_resume_files()
-    m.hooks.call("on_fit_end", metrics)
-    return metrics
+    return finish_run(project, m.run.id, m.loop, TrainSpec.from_dict(m.run.spec))

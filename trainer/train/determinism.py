@@ -13,8 +13,10 @@ import os
 import numpy as np
 import torch
 
-# The streams of one epoch: the global torch stream (dropout, initial weights), batch order, SpecAugment.
+# The streams of one epoch: the global torch stream (dropout, initial weights), batch order, SpecAugment;
+# then the CED student's draw of a stored view per cycle, and a feature-KD projector's initial weights.
 GLOBAL_STREAM, ORDER_STREAM, AUGMENT_STREAM = 0, 1, 2
+CED_VIEW_STREAM, FEATURE_KD_STREAM = 5, 6
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:

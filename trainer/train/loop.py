@@ -48,6 +48,9 @@ class FitLoop:
         self.checkpoint, self.state = checkpoint, state
         self.y_fit = data.y_all[data.fit_pos].to(device)
         self._augment_gen: torch.Generator | None = None
+        # Per class: the balanced loss's weights (balance "loss") or the sampler's draw weights ("sampler").
+        self._weights = class_weights(self.y_fit) if spec.balance in ("loss", "sampler") else None
+        self.loss_weights = self._weights if spec.balance == "loss" else None
 
     def autocast(self):
         if self.scaler.is_enabled():  # fp16 autocast and loss scaling go together
@@ -72,8 +75,8 @@ class FitLoop:
         return torch.cat(out) if out else torch.zeros((0, 4))
 
     # -- one epoch -------------------------------------------------------------------------
-    def train_epoch(self) -> float:
-        """One pass over the fitted cycles; returns the mean loss."""
+    def start_epoch(self) -> torch.Tensor:
+        """Seed the epoch's streams, set its learning rate and return its order of fitted positions."""
         spec, epoch = self.spec, self.state.epoch + 1
         torch.manual_seed(epoch_seed(spec.seed, epoch, GLOBAL_STREAM))  # dropout and anything else global
         order_gen = torch.Generator().manual_seed(epoch_seed(spec.seed, epoch, ORDER_STREAM))
@@ -81,15 +84,17 @@ class FitLoop:
         for group in self.optimizer.param_groups:
             group["lr"] = lr_at(spec, self.state.epoch)
         self.task.start_epoch(self.state.epoch)
-        n = len(self.data.fit_pos)
-        balance = spec.balance or "none"  # a spec stored before balancing existed has none
-        weights = class_weights(self.y_fit) if balance != "none" else None
-        self._class_weights = weights if balance == "loss" else None
-        if balance == "sampler":  # as many draws as cycles, each class equally likely, from the order stream
-            perm = torch.multinomial(weights[self.y_fit.cpu()].double(), n, replacement=True, generator=order_gen)
-        else:
-            perm = torch.randperm(n, generator=order_gen)
         self.model.train()
+        n = len(self.data.fit_pos)
+        if spec.balance == "sampler":  # as many draws as cycles, each class equally likely, from the order stream
+            return torch.multinomial(self._weights[self.y_fit.cpu()].double(), n, replacement=True, generator=order_gen)
+        return torch.randperm(n, generator=order_gen)
+
+    def train_epoch(self) -> float:
+        """One pass over the fitted cycles; returns the mean loss."""
+        spec, epoch = self.spec, self.state.epoch + 1
+        perm = self.start_epoch()
+        n = len(self.data.fit_pos)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
         seen = 0
         batches = math.ceil(n / spec.batch_size)
@@ -114,7 +119,7 @@ class FitLoop:
         if self.spec.spec_augment:
             x = spec_augment(x, generator=self._augment_gen)
         batch = Batch(x, text_rows(self.data.text_all, rows, self.device), self.y_fit[positions], positions,
-                      class_weights=getattr(self, "_class_weights", None))
+                      class_weights=self.loss_weights)
         with self.autocast():
             loss, _ = self.task.forward(self.model, batch)
         self.optimizer.zero_grad(set_to_none=True)

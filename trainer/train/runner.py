@@ -36,7 +36,7 @@ from .checks import BUILD_ERRORS, check_audio, check_cycles, check_device, check
 from .ced_task import ced_task
 from .cycles import RunCycles, cycles_for, keep_cycles, run_cycles
 from .data import add_text_inputs, check_teachers, load_data, teacher_targets
-from .determinism import GLOBAL_STREAM, cpu_threads, deterministic, epoch_seed
+from .determinism import FEATURE_KD_STREAM, GLOBAL_STREAM, cpu_threads, deterministic, epoch_seed
 from .hooks import CancelHook, EtaHook, Hooks, ProgressHook, RunStopped
 from .loop import FitLoop
 from .memory import keep_freed_memory
@@ -44,12 +44,13 @@ from .provenance import code_version, confirm_data, data_fingerprint
 from .spec import TrainError, TrainSpec
 from .tasks import task_for
 
-# The stream that initialises a feature-KD projector (the loop uses 0-2, CED views 5).
-FEATURE_KD_STREAM = 6
-
-
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", str(text)).strip("-.")[:60] or "run"
+
+
+def new_run_id(spec: TrainSpec) -> str:
+    """``<group>-<arch>-s<seed>-<6 hex>``: readable, and unique however often the same settings are run."""
+    return f"{_slug(spec.group)}-{_slug(spec.arch)}-s{spec.seed}-{secrets.token_hex(3)}"
 
 
 def create_run(project: Project, spec: TrainSpec, status: str = runs.QUEUED) -> str:
@@ -70,7 +71,7 @@ def create_run(project: Project, spec: TrainSpec, status: str = runs.QUEUED) -> 
     if status == runs.RUNNING:  # trained here and now; a queued run may go to a worker that mounts other disks
         check_device(spec)
         check_audio(project, cycles)
-    run_id = f"{_slug(spec.group)}-{_slug(spec.arch)}-s{spec.seed}-{secrets.token_hex(3)}"
+    run_id = new_run_id(spec)
     with project.transaction():
         # Again under the write lock: another process may have fixed the group's set, or changed cycles, meanwhile.
         fixed = cycles_for(project, spec)
@@ -179,11 +180,14 @@ def _train(project: Project, run: runs.Run, spec: TrainSpec, state: LoopState, h
                          "set; a new group's set leaves out recordings without audio") from None
     views = spec.targets.get("mode") in VIEW_MODES
     provider = teacher_targets(project, spec, data) if spec.kind == "student" and not views else None
-    task = ced_task(project, spec, data, device) if views else task_for(spec, provider, device)
     model, optimizer, scaler = _build(project, spec, device, data)
-    if spec.targets.get("feature"):
+    if views:
+        task = ced_task(project, spec, data, device)
+    elif spec.targets.get("feature"):
         task = _feature_task(project, spec, provider, device, model, data, optimizer)
-        checkpoint.task_state = task
+        checkpoint.task_state = task  # its projector is part of the resume state
+    else:
+        task = task_for(spec, provider, device)
     if resuming:
         checkpoint.restore(point, model, optimizer, scaler, state)
         hooks.call("on_resumed", state)
@@ -194,16 +198,22 @@ def _train(project: Project, run: runs.Run, spec: TrainSpec, state: LoopState, h
                    task=task, data=data, device=device, hooks=hooks,
                    checkpoint=checkpoint, state=state)
     loop.fit()
-    hooks.call("on_train_end", state)
+    return finish_run(project, run.id, loop, spec)
+
+
+def finish_run(project: Project, run_id: str, loop: FitLoop, spec: TrainSpec) -> dict:
+    """The selected model's logits on every cycle and its file, stored with the final metrics in one write."""
+    state = loop.state
+    loop.hooks.call("on_train_end", state)
     metrics, logits, selected = loop.final_outputs()
-    stored = checkpoint.save_model(model, spec, selected)
+    stored = loop.checkpoint.save_model(loop.model, spec, selected)
     with project.transaction():  # a done run always has its logits
-        if runs.status_of(project, run.id) != runs.RUNNING:  # cancelled while its final outputs were made
-            raise RunStopped(run.id, state.epoch, runs.CANCELLED)
-        runs.store_logits(project, run.id, data.cycle_ids, logits)
-        runs.finish(project, run.id, metrics=metrics, checkpoint=stored, epoch=state.epoch)
-    checkpoint.remove_resume_files()
-    hooks.call("on_fit_end", metrics)
+        if runs.status_of(project, run_id) != runs.RUNNING:  # cancelled while its final outputs were made
+            raise RunStopped(run_id, state.epoch, runs.CANCELLED)
+        runs.store_logits(project, run_id, loop.data.cycle_ids, logits)
+        runs.finish(project, run_id, metrics=metrics, checkpoint=stored, epoch=state.epoch)
+    loop.checkpoint.remove_resume_files()
+    loop.hooks.call("on_fit_end", metrics)
     return metrics
 
 

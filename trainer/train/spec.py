@@ -36,8 +36,8 @@ TINY_DEFAULTS = {"epochs": 10, "batch_size": 8, "lr": 2e-3, "spec_augment": Fals
 # 13 %, both 7 %. Balanced batches so that the rare classes count for the ICBHI score (the mean of
 # specificity and sensitivity), SpecAugment against the overfitting that balancing invites, and the
 # checkpoint picked on a patient-disjoint validation split, never on test. An epoch of 1,000 cycles took
-# cpmobile-s 34-36 s at best on one thread of a shared 2-core machine (benchmarks/bench_train_cpu.py
-# --epoch), so 60 epochs of the ~3,300 fitted ICBHI cycles are about two hours there.
+# cpmobile-s 10.9 s with two threads, 19.7 s with one, on a quiet 2-core machine (benchmarks/bench_train_cpu.py
+# --epoch), so 60 epochs of the ~3,300 fitted ICBHI cycles are 35-65 minutes of training there.
 CPU_DEFAULTS = {"epochs": 60, "batch_size": 16, "lr": 2e-3, "spec_augment": True, "balance": "sampler",
                 "select": "val"}
 # A recipe fills what a spec leaves open before the family defaults do. None picks one from the model:
