@@ -160,10 +160,39 @@ def test_rsc_logits_then_a_label_free_ced_student_from_the_command_line(taught, 
     assert main(["report", str(path)]) == 0  # named beside the other methods, with its size
     row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("| ced-students |"))
     assert "student ced k=2, views of teachers-x2-s0" in row and "| 0.0" in row
-    # Views that were never made are named with the command that makes them.
-    assert main(["distill", str(path), *args, "--teachers", "teachers", "--mode", "ced", "--passes", "5"]) == 2
-    assert "rsc logits" in capsys.readouterr().err
+    # Views that were never made are made by the student, from the teachers named in its spec.
+    assert main(["distill", str(path), *args, "--teachers", "teachers", "--mode", "ced", "--passes", "3",
+                 "--group", "ced-made"]) == 0
+    with Project.open(path) as project:
+        (made,) = runs.list_runs(project, group="ced-made")
+        assert made.status == "done" and made.spec["targets"]["views"] == {"count": 3, "seed": 0}
+        stored = load_passes(project.artifacts / "logit-passes" / "teachers-x3-s0.npz")
+    assert stored.passes == 3 and sorted(stored.meta["teachers"]) == teachers
     # A second augmentation on top of the teachers' views is refused.
     assert main(["distill", str(path), *args, "--teachers", "teachers", "--mode", "ced", "--passes", "2",
                  "--spec-augment"]) == 2
     assert "leave SpecAugment off" in capsys.readouterr().err
+
+
+def test_views_a_student_makes_are_the_views_rsc_logits_makes(taught, tmp_path):
+    from trainer import runs
+    from trainer.jobs.specs import DistillChoices, TrainChoices, student_jobs, view_status
+
+    by_hand, by_student = (copy_project(taught, tmp_path / f"{name}.rsc") for name in ("hand", "student"))
+    with Project.open(by_hand) as project:
+        expected, _ = run_passes(project, "teachers", passes=2, base_seed=7)
+    with Project.open(by_student) as project:
+        distill = DistillChoices(teachers="teachers", mode="ced", passes=2, view_seed=7)
+        assert view_status(project, distill).startswith("Not made yet: the first student runs the 2 teachers over ")
+        jobs = student_jobs(project, TrainChoices(arch="cnn6-tiny", epochs=1, batch_size=8, device="cpu",
+                                                  model_args=["channels=2,4,8,16"]), distill)
+        run_id = create_run(project, jobs.specs[0])
+        events = []
+        run_training(project, run_id, progress=events.append)
+        views = [e for e in events if e["phase"] == "views"]
+        assert views and views[-1]["done"] == views[-1]["total"] == len(expected.cycle_ids) * 2
+        assert runs.get_run(project, run_id).status == "done"
+        assert view_status(project, distill).startswith("Stored: 2 views of ")
+        made = load_passes(project.artifacts / "logit-passes" / "teachers-x2-s7.npz")
+    for name in ("cycle_ids", "seeds", "digests", "top_index", "top_value"):
+        assert np.array_equal(getattr(made, name), getattr(expected, name)), name

@@ -74,7 +74,7 @@ def test_a_lockstep_job_stores_one_loadable_run_per_representation(project):
         run = runs.get_run(project, run_id)
         assert run.status == runs.DONE and run.group == f"job-{fs}" and run.spec["feature_set"] == fs
         assert run.spec["targets"] == {"kind": "collab", "peers": [i for i in ids if i != run_id], "peer_weight": 1.0,
-                                       "temperature": 1.0, "representation": fs}
+                                       "temperature": 1.0, "representation": fs, "job_group": "job"}
         assert [e["epoch"] for e in runs.run_epochs(project, run_id)] == [1, 2]
         cycle_ids = run_cycle_ids(project, run_id)
         assert sorted(cycle_ids) == sorted(r["id"] for r in train + test)
@@ -104,7 +104,7 @@ def test_a_collaborative_job_is_refused_a_second_training_and_mismatched_setting
         train_collab(project, ids)
 
 
-def test_rsc_collab_trains_the_representations_and_refuses_a_queue(project, capsys):
+def test_rsc_collab_trains_the_representations_and_refuses_bad_ones(project, capsys):
     path = str(project.path)
     assert rsc(["collab", path, "--arch", "cnn6-tiny", "--representations", "cnn,stft", "--group", "cli",
                 "--epochs", "1", "--batch-size", "8", "--device", "cpu", "--model-arg", "channels=2,4,8,16",
@@ -112,7 +112,6 @@ def test_rsc_collab_trains_the_representations_and_refuses_a_queue(project, caps
     done = [line for line in capsys.readouterr().out.splitlines() if line.startswith("done ")]
     assert len(done) == 2
     assert sorted(runs.group_names(project)) == ["cli-cnn", "cli-stft"]
-    assert rsc(["collab", path, "--arch", "cnn6-tiny", "--representations", "cnn,stft", "--queue"]) == 2
     assert rsc(["collab", path, "--arch", "cnn6-tiny", "--representations", "cnn,wavelet"]) == 2
     assert "unknown representation 'wavelet'" in capsys.readouterr().err
 
@@ -125,3 +124,65 @@ def test_a_stopped_job_cancels_every_run_and_cannot_resume(project):
     assert [runs.status_of(project, i) for i in ids] == [runs.CANCELLED, runs.CANCELLED]
     with pytest.raises(TrainError, match="cannot resume"):
         train_collab(project, ids)
+
+
+MICRO_ARGS = ["--arch", "cnn6-tiny", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+              "--model-arg", "channels=2,4,8,16", "--quiet"]
+
+
+def test_a_queued_collaborative_job_is_trained_whole_by_one_worker(project, capsys):
+    from trainer.jobs import run_worker
+
+    path = str(project.path)
+    assert rsc(["distill", path, "--mode", "collab", *MICRO_ARGS, "--representations", "cnn,mfcc", "--seeds", "1,2",
+                "--group", "q", "--queue"]) == 0
+    queued = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("queued ")]
+    assert len(queued) == 4 and all(runs.status_of(project, i) == runs.QUEUED for i in queued)
+    handled = run_worker(project.path, once=True)
+    assert sorted(handled) == sorted(queued)
+    for run_id in queued:
+        run = runs.get_run(project, run_id)
+        assert run.status == runs.DONE and run.kind == "collab" and run.group in ("q-cnn", "q-mfcc")
+        assert [e["epoch"] for e in runs.run_epochs(project, run_id)] == [1]
+        peer = runs.get_run(project, run.spec["targets"]["peers"][0])  # a job is one seed, trained together
+        assert peer.seed == run.seed and peer.group != run.group
+
+
+def test_a_job_with_a_cancelled_model_fails_whole_and_is_run_again_whole(project):
+    from trainer.jobs import run_worker, submit_collab, submit_collab_again
+    from trainer.jobs.specs import CollabChoices, TrainChoices, collab_jobs
+    from trainer.project import ProjectError
+
+    choices = TrainChoices(arch="cnn6-tiny", epochs=1, batch_size=8, device="cpu", model_args=["channels=2,4,8,16"],
+                           group="c")
+    ids = submit_collab(project, collab_jobs(project, choices, CollabChoices(("cnn", "stft"))))
+    runs.cancel(project, ids[1])  # its queued peer goes with it: it could never train alone
+    assert [runs.status_of(project, i) for i in ids] == [runs.CANCELLED, runs.CANCELLED]
+    assert run_worker(project.path, once=True) == []
+    with project.transaction():  # a peer left queued by an older version is failed with the reason, not waited on
+        project.db.execute("UPDATE runs SET status = 'queued' WHERE id = ?", [ids[0]])
+    run_worker(project.path, once=True)
+    first = runs.get_run(project, ids[0])
+    assert first.status == runs.FAILED and "train only together" in first.error
+    with pytest.raises(ProjectError, match="cannot resume"):
+        runs.requeue(project, ids[0])
+    again = submit_collab_again(project, ids[1])
+    assert [runs.get_run(project, i).group for i in again] == ["c-stft", "c-cnn"]
+    run_worker(project.path, once=True)
+    assert [runs.status_of(project, i) for i in again] == [runs.DONE, runs.DONE]
+
+
+def test_collaborative_choices_that_make_no_job_are_refused_before_anything_is_stored(project, capsys):
+    from trainer.jobs.specs import CollabChoices, SpecError, TrainChoices, collab_jobs
+
+    choices = TrainChoices(arch="cnn6-tiny")
+    for collab, why in ((CollabChoices(("cnn",)), "at least two"), (CollabChoices(("cnn", "cnn")), "at least two"),
+                        (CollabChoices(("cnn", "wavelet")), "unknown representation"),
+                        (CollabChoices(peer_weight=-1.0), "peer weight"), (CollabChoices(temperature=0.0), "temperature")):
+        with pytest.raises(SpecError, match=why):
+            collab_jobs(project, choices, collab)
+    assert rsc(["distill", str(project.path), "--mode", "collab", "--teachers", "t", *MICRO_ARGS]) == 2
+    assert "no teacher group" in capsys.readouterr().err
+    assert rsc(["distill", str(project.path), "--mode", "mean", *MICRO_ARGS]) == 2
+    assert "needs --teachers" in capsys.readouterr().err
+    assert runs.list_runs(project) == []

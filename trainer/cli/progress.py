@@ -68,8 +68,9 @@ class TerminalProgress:
 
     def __call__(self, event: dict) -> None:
         phase = event.get("phase")
-        if phase in ("features", "logits"):
-            bar = self._bar(phase, event["total"], phase, "cycle")
+        if phase in ("features", "logits", "views"):
+            bar = self._bar(phase, event["total"], "teacher views" if phase == "views" else phase,
+                            "view" if phase == "views" else "cycle")
             if bar is not None:
                 bar.update(event["done"] - bar.n)
         elif phase == "batch":

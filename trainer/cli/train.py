@@ -16,6 +16,8 @@ from .progress import TerminalProgress, format_metrics
 # trainer.distill.MODES without "hard", written out so that building the parser imports no torch (the
 # classify-only edition builds it); a test keeps the two equal.
 DISTILL_MODES = ("mean", "random", "curated", "single", "noise-const", "noise-teacher-var", "raw-logits", "ced")
+# Collaborative distillation has no teacher group: the models of one job teach each other (trainer.train.collab).
+COLLAB_MODE = "collab"
 
 
 def _add_training_options(p: argparse.ArgumentParser) -> None:
@@ -59,10 +61,12 @@ def register(sub) -> None:
 
     p = sub.add_parser("distill", help="train students on soft labels from a group of teacher runs")
     _add_training_options(p)
-    p.add_argument("--teachers", required=True, help="group of finished teacher runs")
-    p.add_argument("--mode", default="mean", choices=DISTILL_MODES,
-                   help="soft-label targets (REFERENCE.md section 5; default mean); ced: the teachers' stored "
-                        "views (seed paper 003; run `rsc logits` first)")
+    p.add_argument("--teachers", help="group of finished teacher runs (every mode but collab)")
+    p.add_argument("--mode", default="mean", choices=(*DISTILL_MODES, COLLAB_MODE),
+                   help="soft-label targets (REFERENCE.md section 5; default mean); ced: the teachers' views, "
+                        "replayed (seed paper 003; made by the first student, or beforehand by `rsc logits`); "
+                        "collab: one model per --representations, trained together, each from its peers (seed "
+                        "paper 002; no teachers)")
     p.add_argument("--k", type=int, help="number of teachers (default: all finished runs of the group)")
     p.add_argument("--temperature", type=float, help="softmax temperature (default 1, or the preset's)")
     p.add_argument("--hard-weight", type=float, help="weight of the hard-label loss (default 0, or the preset's)")
@@ -78,6 +82,9 @@ def register(sub) -> None:
     p.add_argument("--noise-var", type=float, default=0.1, help="noise variance of mode noise-const (default 0.1)")
     p.add_argument("--passes", type=int, default=4, help="--mode ced: the stored views per cycle to learn from (default 4)")
     p.add_argument("--view-seed", type=int, default=0, help="--mode ced: the seed the views were made with (default 0)")
+    from .collab import add_collab_options
+
+    add_collab_options(p, temperature=False)
     p.set_defaults(func=cmd_distill)
 
     p = sub.add_parser(
@@ -240,6 +247,14 @@ def cmd_train(args) -> int:
 def cmd_distill(args) -> int:
     from ..jobs.specs import DistillChoices, student_jobs
 
+    if args.mode == COLLAB_MODE:
+        from .collab import cmd_collab
+
+        if args.teachers:
+            raise CommandError("--mode collab has no teacher group: the models of the job teach each other")
+        return cmd_collab(args)
+    if not args.teachers:
+        raise CommandError(f"--mode {args.mode} needs --teachers GROUP (a group of finished runs)")
     choices = _choices(args)
     choices.seed_list()  # bad seeds are reported before the project is opened
     distill = DistillChoices(teachers=args.teachers, mode=args.mode, k=args.k, temperature=args.temperature,

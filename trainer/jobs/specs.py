@@ -97,6 +97,29 @@ class DistillChoices:
         return self.mode + (f"-{self.preset}" if self.preset else "") + ("-fkd" if self.feature else "")
 
 
+# The representations a collaborative job offers (seed paper 002): log-mel, linear-frequency STFT, MFCC.
+COLLAB_SETS = ("cnn", "stft", "mfcc")
+
+
+@dataclass
+class CollabChoices:
+    """A multi-representation collaborative job: one model per feature set, each learning from its peers."""
+
+    representations: Sequence[str] = COLLAB_SETS
+    peer_weight: float = 1.0  # w of the KL-to-peers term
+    temperature: float = 1.0
+
+
+@dataclass
+class CollabJobs:
+    group: str  # each run's group is <group>-<feature set>
+    jobs: list[list[TrainSpec]]  # one lockstep job per seed, a spec per representation
+    collab: CollabChoices
+
+    def __len__(self) -> int:
+        return sum(len(job) for job in self.jobs)
+
+
 @dataclass
 class StudentJobs:
     teachers: list[str]  # run ids, in the order the targets use them
@@ -166,25 +189,102 @@ def student_jobs(project: Project, choices: TrainChoices, distill: DistillChoice
         "k": len(teachers), "noise_var": distill.noise_var,
         **{key: value for key, value in (("temperature", distill.temperature), ("hard_weight", distill.hard_weight),
                                          ("preset", distill.preset), ("feature", distill.feature)) if value is not None},
-        **({"passes": passes} if distill.mode in VIEW_MODES else {}),
+        **({"passes": passes, "views": {"count": distill.passes, "seed": distill.view_seed}}
+           if distill.mode in VIEW_MODES else {}),
     }
     return StudentJobs(teachers, selection, group, [named.spec(seed, targets) for seed in seeds])
 
 
 def _view_teachers(project: Project, distill: DistillChoices) -> tuple[list[str], str]:
-    """The teachers of the stored views a CED student learns from, and the views' name."""
+    """The teachers of the views a CED student learns from, and the views' name.
+
+    Views not stored yet are made by the first student that trains (the teachers are every finished
+    run of the group now, named in the spec, so the views are of exactly these teachers); stored ones
+    that cannot be read are refused, never made again over a file someone may want to look at.
+    """
     from ..distill.ced import load_passes, passes_path
     from ..train.logit_passes import passes_name
 
     name = passes_name(distill.teachers, distill.passes, distill.view_seed)
+    path = passes_path(project.artifacts, name)
+    if distill.passes < 1:
+        raise SpecError(f"the views per cycle must be at least 1, got {distill.passes}")
+    if not path.exists():
+        teachers = select_teachers(project, distill.teachers, None, "first")
+        if distill.k is not None and distill.k != len(teachers):
+            raise SpecError(f"the views are made of all {len(teachers)} finished teachers of {distill.teachers}; "
+                            "--k cannot change that")
+        return teachers, name
     try:
-        passes = load_passes(passes_path(project.artifacts, name))
+        passes = load_passes(path)
     except DistillError as exc:
-        raise SpecError(f"{exc} (rsc logits {project.path.name} --teachers {distill.teachers} --passes {distill.passes}"
-                        f"{f' --view-seed {distill.view_seed}' if distill.view_seed else ''})") from None
+        raise SpecError(f"{exc} (make them again with: rsc logits {project.path.name} --teachers {distill.teachers} "
+                        f"--passes {distill.passes}{f' --view-seed {distill.view_seed}' if distill.view_seed else ''})") from None
     if distill.k is not None and distill.k != len(passes.meta["teachers"]):
         raise SpecError(f"the stored views {name} are of all {len(passes.meta['teachers'])} teachers; --k cannot change that")
     return list(passes.meta["teachers"]), name
+
+
+def view_status(project: Project, distill: DistillChoices) -> str:
+    """One line on the views a CED student would learn from: stored, or made by the first student."""
+    from ..distill.ced import load_passes, passes_path
+    from ..train.data import training_cycles
+    from ..train.logit_passes import passes_name
+
+    if distill.mode not in VIEW_MODES or not distill.teachers:
+        return ""
+    name = passes_name(distill.teachers, distill.passes, distill.view_seed)
+    path = passes_path(project.artifacts, name)
+    if path.exists():
+        try:
+            passes = load_passes(path)
+        except DistillError as exc:
+            return f"Cannot be read: {exc}"
+        return (f"Stored: {passes.passes} views of {len(passes.cycle_ids)} cycles by "
+                f"{_teachers(len(passes.meta['teachers']))} ({name})")
+    try:
+        teachers = select_teachers(project, distill.teachers, None, "first")
+    except DistillError as exc:
+        return str(exc)
+    cycles = len(training_cycles(project)[0])
+    return (f"Not made yet: the first student runs {_teachers(len(teachers))} over {cycles} cycles "
+            f"x {distill.passes} views first")
+
+
+def _teachers(n: int) -> str:
+    return "the teacher" if n == 1 else f"the {n} teachers"
+
+
+def default_collab_group(arch: str) -> str:
+    return f"collab-{arch}"
+
+
+def collab_jobs(project: Project, choices: TrainChoices, collab: CollabChoices) -> CollabJobs:
+    """One lockstep job per seed, a model of ``choices.arch`` per representation (``rsc distill --mode collab``).
+
+    The settings of every model are checked here; that the models can train together (the same cycles,
+    the same lockstep settings) is checked when the job is stored (:func:`trainer.jobs.submit_collab`).
+    """
+    from ..features.sets import FEATURE_SETS
+
+    names = [str(name).strip() for name in collab.representations if str(name).strip()]
+    unknown = [name for name in names if name not in FEATURE_SETS]
+    if unknown:
+        raise SpecError(f"unknown representation {unknown[0]!r} (expected feature sets of {', '.join(FEATURE_SETS)})")
+    if len(names) < 2 or len(set(names)) != len(names):
+        raise SpecError(f"a collaborative job needs at least two different representations, got {', '.join(names) or 'none'}")
+    if not (collab.peer_weight >= 0 and collab.peer_weight < float("inf")):
+        raise SpecError(f"the peer weight must be a finite number >= 0, got {collab.peer_weight}")
+    if not (collab.temperature > 0 and collab.temperature < float("inf")):
+        raise SpecError(f"the temperature must be positive, got {collab.temperature}")
+    group = choices.group or default_collab_group(choices.arch)
+    jobs = []
+    for seed in choices.seed_list():
+        base = choices.spec(seed)
+        jobs.append([dataclasses.replace(base, feature_set=name, model_args={**base.model_args, "feature_set": name},
+                                         group=f"{group}-{name}") for name in names])
+    check_specs([spec for job in jobs for spec in job])
+    return CollabJobs(group, jobs, dataclasses.replace(collab, representations=tuple(names)))
 
 
 def sweep_plan(project: Project, choices: TrainChoices, distill: DistillChoices,

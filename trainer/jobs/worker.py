@@ -9,6 +9,7 @@ from typing import Callable, Sequence
 from .. import runs
 from ..project import Project
 from ..train import RunStopped, run_training
+from ..train.collab import train_collab
 from .process import worker_marker
 
 
@@ -39,7 +40,11 @@ def run_worker(
                 time.sleep(poll_seconds)
                 continue
             handled.append(run_id)
-            _train_claimed(project, run_id, progress, should_exit)
+            run = runs.get_run(project, run_id)
+            if run.kind == runs.LOCKSTEP_KIND:
+                handled.extend(_train_lockstep(project, run, progress, should_exit))
+            else:
+                _train_claimed(project, run_id, progress, should_exit)
     return handled
 
 
@@ -62,3 +67,34 @@ def _train_claimed(project: Project, run_id: str, progress, should_exit) -> None
     except Exception as exc:  # recorded on the run by run_training; the queue goes on
         if progress is not None:
             progress({"phase": "failed", "run_id": run_id, "error": f"{type(exc).__name__}: {exc}"})
+
+
+def _train_lockstep(project: Project, run: runs.Run, progress, should_exit) -> list[str]:
+    """Train a collaborative job whose first run this worker claimed: every model of it, together.
+
+    Returns the peers it worked on. A job of which a model was cancelled or taken elsewhere while queued
+    cannot train (its models learn from each other from the first epoch): its queued runs are failed
+    with that reason, and the queue goes on.
+    """
+    peers = list((run.spec.get("targets") or {}).get("peers") or [])
+    job = [run.id, *peers]
+    if not runs.claim_together(project, job):
+        reason = (f"collaborative job {', '.join(job)}: not every model of it was queued (one was cancelled, "
+                  "removed or taken by another worker), and its models train only together; run the job again")
+        for run_id in job:  # ours, and the queued ones that would wait for ever; never another worker's
+            if run_id == run.id or (runs.run_exists(project, run_id) and runs.status_of(project, run_id) == runs.QUEUED):
+                runs.mark_failed(project, run_id, reason)
+        if progress is not None:
+            progress({"phase": "failed", "run_id": run.id, "error": reason})
+        return []
+    if progress is not None:
+        for run_id in job:
+            progress({"phase": "start", "run_id": run_id})
+    try:
+        train_collab(project, job, progress=progress, should_stop=should_exit)
+    except RunStopped:
+        pass
+    except Exception as exc:  # recorded on the runs by train_collab; the queue goes on
+        if progress is not None:
+            progress({"phase": "failed", "run_id": run.id, "error": f"{type(exc).__name__}: {exc}"})
+    return peers

@@ -16,3 +16,7 @@ FINISHED = (DONE,)
 ACTIVE = (RUNNING, CANCELLING)
 # Stopped before the end; `rsc resume` continues it from its last checkpoint.
 STOPPED = (FAILED, CANCELLED)
+
+# The kind of a run that trains only together with its peers (one collaborative job): it cannot be
+# resumed alone, nor claimed alone.
+LOCKSTEP_KIND = "collab"

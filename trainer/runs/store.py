@@ -181,6 +181,29 @@ def claim(project: Project, run_id: str | None = None) -> str | None:
         return run_id if cursor.rowcount == 1 else None
 
 
+def claim_together(project: Project, run_ids: list[str]) -> bool:
+    """Atomically take runs that train together (one collaborative job): all of them, or none.
+
+    Runs this process already claimed count as taken; any other status (cancelled, failed, or a run
+    another process took) refuses the whole set and changes nothing.
+    """
+    with project.transaction():
+        for run_id in run_ids:
+            status = status_of(project, run_id)
+            if status != st.QUEUED and not (status == st.RUNNING and _claimed_here(project, run_id)):
+                return False
+        project.db.execute(
+            f"UPDATE runs SET status = ?, progress = ? WHERE status = ? AND id IN ({', '.join('?' * len(run_ids))})",
+            [st.RUNNING, _progress_json({"phase": "claimed"}), st.QUEUED, *run_ids],
+        )
+    return True
+
+
+def _claimed_here(project: Project, run_id: str) -> bool:
+    progress = get_run(project, run_id).progress or {}
+    return progress.get("phase") == "claimed" and progress.get("pid") == os.getpid() and progress.get("host") == host()
+
+
 def start(project: Project, run_id: str) -> str:
     """Mark a claimed or resumed run as running; returns ``cancelling``-turned-``cancelled`` or ``running``.
 
@@ -264,6 +287,7 @@ def cancel(project: Project, run_id: str) -> str:
 
     A queued run is cancelled at once; a running one becomes ``cancelling`` and its process stops at the
     next batch; a running run whose process is gone (killed) is cancelled, as there is nothing to wait for.
+    A model of a collaborative job takes its queued peers with it (a running job stops whole anyway).
     """
     with project.transaction():
         run = get_run(project, run_id)
@@ -276,6 +300,12 @@ def cancel(project: Project, run_id: str) -> str:
         else:
             raise RunError(f"run {run_id} is {run.status}; only queued or running runs can be cancelled")
         project.db.execute("UPDATE runs SET status = ? WHERE id = ?", [new, run_id])
+        if new == st.CANCELLED and run.kind == st.LOCKSTEP_KIND:
+            # Its peers train only with it: left queued, they would wait for a job that can no longer run.
+            peers = list((run.spec.get("targets") or {}).get("peers") or [])
+            if peers:
+                project.db.execute(f"UPDATE runs SET status = ? WHERE status = ? AND id IN ({', '.join('?' * len(peers))})",
+                                   [st.CANCELLED, st.QUEUED, *peers])
     return new
 
 
@@ -291,6 +321,9 @@ def requeue(project: Project, run_id: str) -> None:
         run = get_run(project, run_id)
         if run.finished:
             raise RunError(f"run {run_id} is already done")
+        if run.kind == st.LOCKSTEP_KIND:
+            raise RunError(f"run {run_id} is one model of a collaborative job, whose models train together from "
+                           "the first epoch: it cannot resume; run the job again (Run again, or rsc distill --mode collab)")
         check_not_owned(run)
         project.db.execute("UPDATE runs SET status = ?, error = NULL WHERE id = ?", [st.QUEUED, run_id])
 

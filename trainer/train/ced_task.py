@@ -8,6 +8,8 @@ never read (label-free distillation).
 
 from __future__ import annotations
 
+from typing import Callable
+
 import numpy as np
 import torch
 
@@ -58,11 +60,23 @@ class CedTask:
         return loss, logits
 
 
-def ced_task(project: Project, spec: TrainSpec, data: TrainData, device: torch.device) -> CedTask:
-    """The CED task of a resolved student spec: its stored passes, checked against its teachers and features."""
+def ced_task(project: Project, spec: TrainSpec, data: TrainData, device: torch.device,
+             progress: Callable[[int, int], None] | None = None) -> CedTask:
+    """The CED task of a resolved student spec: its stored passes, checked against its teachers and
+    features. Passes not stored yet are made first from the spec's teachers (``progress(done, total)``
+    hears of the views), when the spec says how (``targets["views"]``)."""
     targets = spec.targets
+    path = passes_path(project.artifacts, targets["passes"])
+    if not path.exists() and targets.get("views") and targets.get("teacher_group"):
+        from .logit_passes import passes_name, run_passes
+
+        views = targets["views"]
+        if passes_name(targets["teacher_group"], views["count"], views["seed"]) != targets["passes"]:
+            raise TrainError(f"run {spec.group} seed {spec.seed}: its views {targets['passes']} do not match their recipe")
+        run_passes(project, targets["teacher_group"], passes=views["count"], base_seed=views["seed"],
+                   progress=progress, teachers=list(targets["teachers"]))
     try:
-        passes = load_passes(passes_path(project.artifacts, targets["passes"]))
+        passes = load_passes(path)
     except DistillError as exc:
         raise TrainError(f"run {spec.group} seed {spec.seed}: {exc}") from None
     if targets["teachers"] and sorted(passes.meta["teachers"]) != sorted(targets["teachers"]):

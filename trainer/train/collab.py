@@ -41,7 +41,7 @@ from .runner import _build, finish_run, new_run_id
 from .spec import TrainError, TrainSpec
 from .tasks import HardLabelTask
 
-COLLAB = "collab"
+COLLAB = runs.LOCKSTEP_KIND
 # Settings that decide the shared batch order and the shared scoring: one value for the whole job.
 LOCKSTEP = ("seed", "epochs", "batch_size", "select", "val_fraction", "val_seed", "balance", "device",
             "deterministic", "spec_augment", "cpu_threads")
@@ -83,14 +83,17 @@ def collab_losses(logits: list[torch.Tensor], labels: torch.Tensor, peer_weight:
 
 
 def create_collab_runs(project: Project, specs: list[TrainSpec], peer_weight: float, temperature: float,
-                       group: str) -> list[str]:
+                       group: str, status: str = runs.RUNNING) -> list[str]:
     """Store one run per spec (one representation each) as one collaborative job; returns their ids.
 
     A spec names its representation by ``feature_set`` (or ``model_args["feature_set"]``); the model is
     built to read it. The specs must agree on every :data:`LOCKSTEP` setting. Each run's group is
     ``<group>-<feature set>``. Everything is checked before any row is written. The runs are stored as
-    running, for :func:`train_collab` in this process: never queued, as a worker would train one alone.
+    running, for :func:`train_collab` in this process, or as ``queued``: a worker that claims one of them
+    claims the whole job (:func:`trainer.runs.claim_together`) and trains it with :func:`train_collab`.
     """
+    if status not in (runs.RUNNING, runs.QUEUED):
+        raise TrainError(f"a collaborative job is stored as running or queued, not {status}")
     if len(specs) < 2:
         raise TrainError("collaborative distillation needs at least two representations")
     if not peer_weight >= 0 or not math.isfinite(peer_weight):
@@ -131,9 +134,9 @@ def create_collab_runs(project: Project, specs: list[TrainSpec], peer_weight: fl
             stored = spec.to_dict()
             stored["targets"] = {"kind": COLLAB, "peers": [p for p in ids if p != run_id],
                                  "peer_weight": float(peer_weight), "temperature": float(temperature),
-                                 "representation": spec.feature_set}
+                                 "representation": spec.feature_set, "job_group": group}
             runs.insert_run(project, run_id, group=spec.group, kind=COLLAB, arch=spec.arch, seed=spec.seed,
-                            spec=stored, status=runs.RUNNING, code_version=code_version(),
+                            spec=stored, status=status, code_version=code_version(),
                             data_fingerprint=fixed.fingerprint)
             keep_cycles(project, run_id, spec.group, fixed)
     return ids

@@ -39,6 +39,7 @@ class Hook:
 
     def on_fit_start(self, cycles: int) -> None: ...
     def on_features(self, done: int, total: int) -> None: ...
+    def on_views(self, done: int, total: int) -> None: ...
     def on_resumed(self, state) -> None: ...
     def on_epoch_start(self, state) -> None: ...
     def on_batch_end(self, state, batch: int, batches: int) -> None: ...
@@ -60,7 +61,7 @@ class Hooks:
 
 class ProgressHook(Hook):
     """Writes the run's live phase to ``runs.progress`` for viewers (throttled) and passes every event to
-    ``progress(event)``: dicts with a ``phase`` (features, resumed, batch, epoch, logits, done) and the run id."""
+    ``progress(event)``: dicts with a ``phase`` (features, views, resumed, batch, epoch, logits, done) and the run id."""
 
     def __init__(self, project: Project, run_id: str, epochs: int, progress: Callable[[dict], Any] | None):
         self.project, self.run_id, self.epochs, self.progress = project, run_id, epochs, progress
@@ -91,6 +92,11 @@ class ProgressHook(Hook):
         if self._due():
             self.write(phase="features", done=done, total=total)
         self.emit({"phase": "features", "done": done, "total": total})
+
+    def on_views(self, done: int, total: int) -> None:
+        if self.status.get("phase") != "views" or self._due():
+            self.write(phase="views", done=done, total=total)
+        self.emit({"phase": "views", "done": done, "total": total})
 
     def on_resumed(self, state) -> None:
         self.emit({"phase": "resumed", "epoch": state.epoch, "epochs": self.epochs})

@@ -31,8 +31,10 @@ def passes_name(group: str, passes: int, base_seed: int) -> str:
 
 
 def run_passes(project: Project, group: str, passes: int = 4, k: int | None = None, base_seed: int = 0,
-               recipe: ViewRecipe | None = None, progress: Callable[[int, int], None] | None = None) -> tuple[LogitPasses, dict]:
-    """Run the group's finished teachers over ``passes`` views of each training cycle; store and return them.
+               recipe: ViewRecipe | None = None, progress: Callable[[int, int], None] | None = None,
+               teachers: list[str] | None = None) -> tuple[LogitPasses, dict]:
+    """Run the group's finished teachers (or just ``teachers``, run ids of the group) over ``passes``
+    views of each training cycle; store and return them.
 
     Returns the passes and figures: cycles, views, seconds, views per second, stored bytes per view, and
     the feature cache's bytes per cycle for comparison.
@@ -40,7 +42,14 @@ def run_passes(project: Project, group: str, passes: int = 4, k: int | None = No
     recipe = recipe or ViewRecipe()
     if passes < 1:
         raise TrainError(f"--passes must be at least 1, got {passes}")
-    teachers = [r for r in list_runs(project, group=group, status=DONE)]
+    finished = list_runs(project, group=group, status=DONE)
+    if teachers is not None:
+        by_id = {r.id: r for r in finished}
+        missing = [t for t in teachers if t not in by_id]
+        if missing:
+            raise TrainError(f"teacher {missing[0]} is not a finished run of group {group!r}; its views cannot be made")
+        finished = [by_id[t] for t in teachers]
+    teachers = finished
     if not teachers:
         raise TrainError(f"group {group!r} has no finished run to run over the views")
     models = [load_run_model(project, r.id) for r in teachers]

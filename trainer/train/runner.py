@@ -182,7 +182,7 @@ def _train(project: Project, run: runs.Run, spec: TrainSpec, state: LoopState, h
     provider = teacher_targets(project, spec, data) if spec.kind == "student" and not views else None
     model, optimizer, scaler = _build(project, spec, device, data)
     if views:
-        task = ced_task(project, spec, data, device)
+        task = ced_task(project, spec, data, device, progress=lambda done, total: hooks.call("on_views", done, total))
     elif spec.targets.get("feature"):
         task = _feature_task(project, spec, provider, device, model, data, optimizer)
         checkpoint.task_state = task  # its projector is part of the resume state

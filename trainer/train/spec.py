@@ -195,7 +195,7 @@ def _check_values(spec: TrainSpec) -> None:
 
 
 TARGET_KEYS = {"kind", "teachers", "mode", "k", "temperature", "hard_weight", "noise_var", "teacher_group", "preset",
-               "feature", "passes"}
+               "feature", "passes", "views"}
 
 
 def _resolved_targets(targets: dict) -> dict:
@@ -206,7 +206,8 @@ def _resolved_targets(targets: dict) -> dict:
         return {"kind": "collab", "peers": list(targets.get("peers") or []),
                 "peer_weight": float(targets.get("peer_weight", 1.0)),
                 "temperature": float(targets.get("temperature", 1.0)),
-                "representation": targets.get("representation")}
+                "representation": targets.get("representation"),
+                **({"job_group": targets["job_group"]} if targets.get("job_group") else {})}
     if kind != "soft":
         raise TrainError(f"targets must be {{'kind': 'hard'}} or {{'kind': 'soft', ...}}, got {targets!r}")
     unknown = set(targets) - TARGET_KEYS
@@ -243,6 +244,9 @@ def _resolved_targets(targets: dict) -> dict:
         if not targets.get("passes"):
             raise TrainError("--mode ced needs the teachers' stored views: run `rsc logits` and name them (passes)")
         resolved["passes"] = str(targets["passes"])
+        if targets.get("views"):  # how to make the views if they are not stored yet
+            views = dict(targets["views"])
+            resolved["views"] = {"count": int(views["count"]), "seed": int(views.get("seed", 0))}
     return resolved
 
 
