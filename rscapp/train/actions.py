@@ -9,7 +9,7 @@ from typing import Callable, Sequence
 from PySide6.QtCore import QObject, Signal
 
 from trainer import runs
-from trainer.jobs import submit
+from trainer.jobs import submit, submit_collab, submit_collab_again
 from trainer.project import ProjectError
 from trainer.results import submit_sweep
 from trainer.train import TrainSpec
@@ -58,17 +58,32 @@ class QueueActions(QObject):
     def queue_specs(self, specs: Sequence[TrainSpec]) -> list[str]:
         """Store the jobs and make sure a worker takes them. The core checks each before storing it; if it
         refuses the first, nothing is stored and its ProjectError goes to the caller (the dialog shows it)."""
-        project = self.model.project
+        ids, text = self._submit_specs(specs)
+        self.message.emit(text)
+        self._started(ids)
+        return ids
+
+    def _submit_specs(self, specs: Sequence[TrainSpec]) -> tuple[list[str], str]:
+        """The runs stored and the line that says so; raises if the first is refused."""
         ids = []
         try:
             for spec in specs:
-                ids.append(submit(project, spec))
+                ids.append(submit(self.model.project, spec))
         except ProjectError as exc:
             if not ids:
                 raise
-            self.message.emit(f"queued {len(ids)} of {len(specs)} runs; then: {exc}")
-        else:
-            self.message.emit(f"queued {len(ids)} run{'s' if len(ids) != 1 else ''}")
+            return ids, f"queued {len(ids)} of {len(specs)} runs; then: {exc}"
+        return ids, f"queued {len(ids)} run{'s' if len(ids) != 1 else ''}"
+
+    def queue_collab(self, jobs) -> list[str]:
+        """Queue collaborative jobs (``submit_collab``: each seed's models stored together, for one worker
+        to train in lockstep)."""
+        try:
+            ids = submit_collab(self.model.project, jobs)
+        except ProjectError:
+            self.model.refresh()  # jobs stored before a refused one stay queued, as they do for the CLI
+            raise
+        self.message.emit(_collab_line(len(ids), len(jobs.jobs)))
         self._started(ids)
         return ids
 
@@ -101,19 +116,48 @@ class QueueActions(QObject):
         return self._each(run_ids, lambda run_id: runs.remove_run(self.model.project, run_id), "removed")
 
     def run_again(self, run_ids: Sequence[str]) -> list[str]:
-        """New runs with the same stored settings (same group and seed; for a student, the same teachers)."""
+        """New runs with the same stored settings (same group and seed; for a student, the same teachers).
+        A model of a collaborative job is run again with its whole job, once however many of its models
+        are selected: its models only train together."""
         project = self.model.project
         if project is None:
             return []
-        specs = []
+        chosen, specs = [], []
         for run_id in run_ids:
             try:
-                specs.append(TrainSpec.from_dict(runs.get_run(project, run_id).spec))
+                run = runs.get_run(project, run_id)
+                if run.kind != runs.LOCKSTEP_KIND:
+                    specs.append(TrainSpec.from_dict(run.spec))
+                chosen.append(run)
             except ProjectError as exc:
                 self.message.emit(str(exc))
                 return []
-        try:
-            return self.queue_specs(specs)
-        except ProjectError as exc:
-            self.message.emit(f"not queued: {exc}")
-            return []
+        ids, parts = self._collab_again([r for r in chosen if r.kind == runs.LOCKSTEP_KIND])
+        if specs:
+            try:
+                new, text = self._submit_specs(specs)
+                ids += new
+                parts.append(text)
+            except ProjectError as exc:
+                parts.append(f"not queued: {exc}")
+        self.message.emit("; ".join(parts))
+        self._started(ids)
+        return ids
+
+    def _collab_again(self, chosen: Sequence[runs.Run]) -> tuple[list[str], list[str]]:
+        ids, refused, jobs = [], [], 0
+        covered: set[str] = set()  # models whose job is queued again already, as a peer of an earlier one
+        for run in chosen:
+            if run.id in covered:
+                continue
+            covered |= {run.id, *((run.spec.get("targets") or {}).get("peers") or [])}
+            try:
+                ids += submit_collab_again(self.model.project, run.id)
+                jobs += 1
+            except ProjectError as exc:
+                refused.append(f"not queued: {exc}")
+        return ids, ([_collab_line(len(ids), jobs)] if jobs else []) + refused
+
+
+def _collab_line(n_runs: int, n_jobs: int) -> str:
+    return f"queued {n_runs} run{'s' if n_runs != 1 else ''} ({n_jobs} collaborative job{'s' if n_jobs != 1 else ''})"

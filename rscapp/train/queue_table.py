@@ -28,6 +28,8 @@ STATUS_COLORS = {
     runs.FAILED: "#c62828", runs.CANCELLED: "#757575", INTERRUPTED: "#ef6c00",
 }
 PROGRESS_ROLE = Qt.ItemDataRole.UserRole + 1  # fraction done, 0-1, or None
+# The counted phases before a run's first epoch: its features, its outputs, a CED student's teacher views.
+PHASE_NAMES = {"features": "features", "logits": "outputs", "views": "teacher views"}
 
 
 @dataclass
@@ -69,9 +71,8 @@ def _progress(run: Run, status: str) -> tuple[float | None, str]:
                 text = f"epoch {p['epoch']}/{p['epochs']}, batch {p.get('batch', 0)}/{p['batches']}"
                 return min(1.0, done / p["epochs"]), text
             return min(1.0, p["epoch"] / p["epochs"]), f"epoch {p['epoch']}/{p['epochs']} done"
-        if phase in ("features", "logits") and p.get("total"):
-            name = "features" if phase == "features" else "outputs"
-            return p.get("done", 0) / p["total"], f"{name} {p.get('done', 0)}/{p['total']}"
+        if phase in PHASE_NAMES and p.get("total"):
+            return p.get("done", 0) / p["total"], f"{PHASE_NAMES[phase]} {p.get('done', 0)}/{p['total']}"
         return 0.0, "starting"
     if not run.epoch:
         return None, "waiting" if status == runs.QUEUED else f"0/{epochs} epochs"
@@ -97,6 +98,8 @@ def _message(run: Run, status: str) -> str:
         return failure_line(run.error)
     if status in (INTERRUPTED, runs.CANCELLED):
         what = "the process training it is gone" if status == INTERRUPTED else "cancelled"
+        if run.kind == runs.LOCKSTEP_KIND:  # its models train together from epoch 1: none resumes alone
+            return f"{what}: a collaborative job cannot resume; Run again trains the whole job again"
         if not run.epoch:
             return f"{what} during epoch 1: resume starts it again"
         return f"{what} after epoch {run.epoch}: resume continues from there"

@@ -6,6 +6,7 @@ field shows what that default is for the chosen architecture.
 
 from __future__ import annotations
 
+import atexit
 import threading
 
 from PySide6.QtCore import Signal
@@ -26,6 +27,15 @@ SELECTION_LABELS = {
 }
 _INFO: dict[str, dict] = {}  # model_info per architecture, computed once per app
 _COUNTING = threading.Lock()
+_COUNTERS: set[threading.Thread] = set()
+
+
+@atexit.register
+def _wait_for_counters() -> None:
+    # A daemon thread still inside torch when the interpreter finalises aborts the process (std::terminate,
+    # exit status 134); counting takes a few seconds at most.
+    for thread in list(_COUNTERS):
+        thread.join(60)
 
 
 def _si(value: float) -> str:
@@ -149,7 +159,9 @@ class SettingsForm(QWidget):
             self.model_line.setText(describe_model(_INFO[arch]))
             return
         self.model_line.setText("counting parameters and MACs...")
-        threading.Thread(target=self._count, args=(arch,), name=f"model info {arch}", daemon=True).start()
+        thread = threading.Thread(target=self._count, args=(arch,), name=f"model info {arch}", daemon=True)
+        _COUNTERS.add(thread)
+        thread.start()
 
     def _count(self, arch: str) -> None:
         # A plain Python thread: torch's meta-device kernels fail on QThreadPool threads (rscapp.workers).
@@ -159,8 +171,10 @@ class SettingsForm(QWidget):
             result = exc
         try:
             self.factsReady.emit(arch, result)
-        except RuntimeError:  # the dialog closed meanwhile
+        except (RuntimeError, TypeError):  # the dialog closed meanwhile (TypeError: Qt already gone at exit)
             pass
+        finally:
+            _COUNTERS.discard(threading.current_thread())
 
     def _facts_ready(self, arch: str, result) -> None:
         if isinstance(result, dict):

@@ -20,7 +20,7 @@ MODE_LABELS = {
     "noise-const": "hard labels plus constant noise (no teacher)",
     "noise-teacher-var": "hard labels plus noise of the teachers' spread",
     "raw-logits": "mean of the teachers' raw logits",
-    "ced": "the teachers' stored augmented views, replayed (rsc logits)",
+    "ced": "replayed augmented views of the teachers",
 }
 
 
@@ -69,10 +69,11 @@ class TeachersForm(QWidget):
         self.passes = QSpinBox()
         self.passes.setRange(1, 64)
         self.passes.setValue(4)
-        self.passes.setToolTip("Mode ced: the stored views per cycle (made by rsc logits --passes)")
+        self.passes.setToolTip("Mode ced: the teachers' augmented views per cycle (the first student makes any not "
+                               "stored yet, as rsc logits --passes does)")
         self.view_seed = QSpinBox()
         self.view_seed.setRange(0, 2**31 - 1)
-        self.view_seed.setToolTip("Mode ced: the seed the views were made with (rsc logits --view-seed)")
+        self.view_seed.setToolTip("Mode ced: the seed of the views' augmentations (rsc logits --view-seed)")
         self.preset = QComboBox()
         self.preset.addItem("none: the temperature and weight below", None)
         self.preset.addItem("efficientat: 0.1 x labels + 0.9 x teachers, T 1", "efficientat")
@@ -101,7 +102,8 @@ class TeachersForm(QWidget):
         self.mode.currentIndexChanged.connect(self._update)
         self.preset.currentIndexChanged.connect(self._update)
         self.feature_weight.valueChanged.connect(self._update)
-        self.k.valueChanged.connect(lambda _: self.changed.emit())
+        for spin in (self.k, self.passes, self.view_seed):  # which teachers, and which stored views
+            spin.valueChanged.connect(lambda _: self.changed.emit())
         self._update()
 
     def teachers_group(self) -> str:

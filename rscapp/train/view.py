@@ -1,5 +1,5 @@
-"""Train: new teacher ensembles, students and teacher-count sweeps as jobs, the queue with live
-progress, and the epoch lines of the selected run.
+"""Train: new teacher ensembles, students, collaborative models and teacher-count sweeps as jobs, the
+queue with live progress, and the epoch lines of the selected run.
 
 Jobs run in a worker process (:mod:`.worker`), never in the app; the view reads runs only through the
 :class:`~rscapp.model.ProjectModel` (``runs()``, ``runsChanged``), so an epoch the worker finishes shows
@@ -19,6 +19,7 @@ from trainer import runs
 from .. import dialogs
 from ..model import ProjectModel
 from .actions import QueueActions, can_cancel, can_remove, can_resume
+from .collab_dialog import CollabDialog
 from .distill_dialog import DistillDialog
 from .epoch_lines import EpochLines
 from .failures import failure_line
@@ -59,6 +60,8 @@ class TrainView(QWidget):
         self.lines = EpochLines()
         self.new_teachers = QPushButton("New teacher ensemble...")
         self.new_student = QPushButton("Distil a student...")
+        self.new_collab = QPushButton("Collaborative models...")
+        self.new_collab.setToolTip("One model per input representation, trained together, each learning from its peers")
         self.new_sweep = QPushButton("Teacher-count sweep...")
         self.worker_label = QLabel()
         self.worker_label.setObjectName("workerState")
@@ -96,7 +99,7 @@ class TrainView(QWidget):
 
     def _build(self) -> None:
         top = QHBoxLayout()
-        for button in (self.new_teachers, self.new_student, self.new_sweep):
+        for button in (self.new_teachers, self.new_student, self.new_collab, self.new_sweep):
             top.addWidget(button)
         top.addStretch(1)
         top.addWidget(self.worker_label)
@@ -129,6 +132,7 @@ class TrainView(QWidget):
         self.table.customContextMenuRequested.connect(self._context_menu)
         self.new_teachers.clicked.connect(self.new_teacher_ensemble)
         self.new_student.clicked.connect(self.distil_student)
+        self.new_collab.clicked.connect(self.collaborative_models)
         self.new_sweep.clicked.connect(self.teacher_count_sweep)
         self.start_worker.clicked.connect(self._start_worker_clicked)
         handlers = {"Cancel": self.actions.cancel, "Resume": self.actions.resume, "Remove": self.remove,
@@ -138,7 +142,7 @@ class TrainView(QWidget):
 
     # -- following the model ----------------------------------------------------------------------
     def _project_changed(self, project) -> None:
-        for button in (self.new_teachers, self.new_student, self.new_sweep):
+        for button in (self.new_teachers, self.new_student, self.new_collab, self.new_sweep):
             button.setEnabled(project is not None)
         self._failed_seen = {r.id for r in self.model.runs() if r.status == runs.FAILED}
         self.notice.hide()
@@ -256,6 +260,11 @@ class TrainView(QWidget):
             return None
         return self._open_dialog(DistillDialog(self.model.project, self.model.runs(), self,
                                                queue=self.actions.queue_specs))
+
+    def collaborative_models(self) -> CollabDialog | None:
+        if self.model.project is None:
+            return None
+        return self._open_dialog(CollabDialog(self.model.project, self, queue=self.actions.queue_collab))
 
     def teacher_count_sweep(self) -> SweepDialog | None:
         if self.model.project is None:
