@@ -39,6 +39,13 @@ def test_a_feature_kd_student_resumed_mid_run_ends_as_one_trained_straight_throu
     with pytest.raises(RunStopped):
         run_training(project, stopped, should_stop=lambda: len(runs.run_epochs(project, stopped)) >= 1)
     assert resume(project, stopped) == expected
+    # each epoch keeps its two terms, which make its loss, and the resumed run logged the same ones
+    epochs = runs.run_epochs(project, straight)
+    for entry in epochs:
+        parts = entry["loss_parts"]
+        assert set(parts) == {"output", "feature"} and parts["feature"] > 0
+        assert parts["output"] + 0.5 * parts["feature"] == pytest.approx(entry["loss"], rel=1e-5)
+    assert [e["loss_parts"] for e in runs.run_epochs(project, stopped)] == [e["loss_parts"] for e in epochs]
     ids = runs.run_cycle_ids(project, straight)
     np.testing.assert_array_equal(runs.load_logits(project, [stopped], ids), runs.load_logits(project, [straight], ids))
 

@@ -18,10 +18,13 @@ def format_duration(seconds: float | None) -> str:
 
 
 def format_epoch_line(m: dict) -> str:
-    """The terminal line of one epoch: loss, Sp, Se, Score (and validation Score), time and ETA."""
+    """The terminal line of one epoch: loss (and its terms, for feature KD), Sp, Se, Score (and validation
+    Score), time and ETA."""
     width = len(str(m["epochs"]))
+    parts = m.get("loss_parts") or {}
+    terms = f"({', '.join(f'{name} {value:.4f}' for name, value in parts.items())})  " if parts else ""
     line = (
-        f"epoch {m['epoch']:>{width}}/{m['epochs']}  loss {m['loss']:.4f}  "
+        f"epoch {m['epoch']:>{width}}/{m['epochs']}  loss {m['loss']:.4f}  {terms}"
         f"Sp {m['sp']:6.2f}  Se {m['se']:6.2f}  Score {m['score']:6.2f}"
     )
     if m.get("val_score") is not None:

@@ -96,6 +96,7 @@ class FitLoop:
         perm = self.start_epoch()
         n = len(self.data.fit_pos)
         total = torch.zeros((), dtype=torch.float64, device=self.device)
+        parts: dict[str, torch.Tensor] = {}  # the terms of a task whose loss has several (feature KD)
         seen = 0
         batches = math.ceil(n / spec.batch_size)
         for b in range(batches):
@@ -103,8 +104,11 @@ class FitLoop:
             if len(local) < 2:
                 continue  # a batch of one breaks batch norm; the sample is seen in other epochs
             total += self.step(local).detach().double() * len(local)
+            for name, value in (getattr(self.task, "last_losses", None) or {}).items():
+                parts[name] = parts.get(name, 0) + value.double() * len(local)
             seen += len(local)
             self.hooks.call("on_batch_end", self.state, b + 1, batches)
+        self.loss_parts = {name: float(value.item()) / max(seen, 1) for name, value in parts.items()}
         loss = float(total.item()) / max(seen, 1)
         if not math.isfinite(loss):
             raw = "; raw-logits targets do not converge" if spec.targets.get("mode") == "raw-logits" else ""
@@ -168,6 +172,7 @@ class FitLoop:
             "sp": test["sp"], "se": test["se"], "score": test["score"],
             "val_sp": val["sp"] if val else None, "val_se": val["se"] if val else None,
             "val_score": val["score"] if val else None, "best": is_best,
+            **({"loss_parts": self.loss_parts} if getattr(self, "loss_parts", None) else {}),
         }
         self.hooks.call("on_epoch_end", state, entry)
         state.history.append(entry)
