@@ -157,3 +157,12 @@ def demo_copy(demo_template):
 
 def pytest_sessionfinish(session, exitstatus):
     shutil.rmtree(_HOME, ignore_errors=True)
+
+
+# The longest test file, collected first, so that a parallel run starts it first and the other workers'
+# many short files fill the time beside it (at the end of the order it would run alone).
+LONGEST_FIRST = ("test_methods_learn.py",)
+
+
+def pytest_collection_modifyitems(session, config, items):
+    items.sort(key=lambda item: item.path.name not in LONGEST_FIRST)
