@@ -58,15 +58,22 @@ def _claim_next(project: Project, wanted: list[str] | None, handled: list[str]) 
 
 
 def _train_claimed(project: Project, run_id: str, progress, should_exit) -> None:
+    _reported(progress, [run_id], lambda: run_training(project, run_id, progress=progress, should_stop=should_exit))
+
+
+def _reported(progress, run_ids: list[str], train: Callable[[], object]) -> None:
+    """Train, telling ``progress`` of the start of each run and of a failure, which the trainer has
+    recorded on the runs: the queue goes on after it."""
     if progress is not None:
-        progress({"phase": "start", "run_id": run_id})
+        for run_id in run_ids:
+            progress({"phase": "start", "run_id": run_id})
     try:
-        run_training(project, run_id, progress=progress, should_stop=should_exit)
+        train()
     except RunStopped:
         pass
-    except Exception as exc:  # recorded on the run by run_training; the queue goes on
+    except Exception as exc:
         if progress is not None:
-            progress({"phase": "failed", "run_id": run_id, "error": f"{type(exc).__name__}: {exc}"})
+            progress({"phase": "failed", "run_id": run_ids[0], "error": f"{type(exc).__name__}: {exc}"})
 
 
 def _train_lockstep(project: Project, run: runs.Run, progress, should_exit) -> list[str]:
@@ -87,14 +94,5 @@ def _train_lockstep(project: Project, run: runs.Run, progress, should_exit) -> l
         if progress is not None:
             progress({"phase": "failed", "run_id": run.id, "error": reason})
         return []
-    if progress is not None:
-        for run_id in job:
-            progress({"phase": "start", "run_id": run_id})
-    try:
-        train_collab(project, job, progress=progress, should_stop=should_exit)
-    except RunStopped:
-        pass
-    except Exception as exc:  # recorded on the runs by train_collab; the queue goes on
-        if progress is not None:
-            progress({"phase": "failed", "run_id": run.id, "error": f"{type(exc).__name__}: {exc}"})
+    _reported(progress, job, lambda: train_collab(project, job, progress=progress, should_stop=should_exit))
     return peers
