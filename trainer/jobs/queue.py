@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 from .. import runs
 from ..project import Project, ProjectError
 from ..train import TrainError, TrainSpec, create_run
@@ -40,8 +38,7 @@ def submit_collab_again(project: Project, run_id: str) -> list[str]:
         raise ProjectError(f"run {run_id} is not a model of a collaborative job")
     members = [run] + [runs.get_run(project, peer) for peer in targets.get("peers") or []]
     group = targets.get("job_group") or _job_group(run)
-    specs = [dataclasses.replace(TrainSpec.from_dict(dict(m.spec, targets={"kind": "hard"})), group=None)
-             for m in members]
+    specs = [TrainSpec.from_dict(dict(m.spec, targets={"kind": "hard"})) for m in members]
     try:
         return create_collab_runs(project, specs, float(targets.get("peer_weight", 1.0)),
                                   float(targets.get("temperature", 1.0)), group, status=runs.QUEUED)

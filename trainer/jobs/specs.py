@@ -266,6 +266,7 @@ def collab_jobs(project: Project, choices: TrainChoices, collab: CollabChoices) 
     the same lockstep settings) is checked when the job is stored (:func:`trainer.jobs.submit_collab`).
     """
     from ..features.sets import FEATURE_SETS
+    from ..train.collab import check_weights
 
     names = [str(name).strip() for name in collab.representations if str(name).strip()]
     unknown = [name for name in names if name not in FEATURE_SETS]
@@ -273,10 +274,10 @@ def collab_jobs(project: Project, choices: TrainChoices, collab: CollabChoices) 
         raise SpecError(f"unknown representation {unknown[0]!r} (expected feature sets of {', '.join(FEATURE_SETS)})")
     if len(names) < 2 or len(set(names)) != len(names):
         raise SpecError(f"a collaborative job needs at least two different representations, got {', '.join(names) or 'none'}")
-    if not (collab.peer_weight >= 0 and collab.peer_weight < float("inf")):
-        raise SpecError(f"the peer weight must be a finite number >= 0, got {collab.peer_weight}")
-    if not (collab.temperature > 0 and collab.temperature < float("inf")):
-        raise SpecError(f"the temperature must be positive, got {collab.temperature}")
+    try:
+        check_weights(collab.peer_weight, collab.temperature)
+    except TrainError as exc:
+        raise SpecError(str(exc)) from None
     group = choices.group or default_collab_group(choices.arch)
     jobs = []
     for seed in choices.seed_list():

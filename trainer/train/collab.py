@@ -82,6 +82,14 @@ def collab_losses(logits: list[torch.Tensor], labels: torch.Tensor, peer_weight:
     return losses
 
 
+def check_weights(peer_weight: float, temperature: float) -> None:
+    """The loss settings of a collaborative job, refused with the reason when they make no loss."""
+    if not peer_weight >= 0 or not math.isfinite(peer_weight):
+        raise TrainError(f"peer weight must be a finite number >= 0, got {peer_weight}")
+    if not temperature > 0 or not math.isfinite(temperature):
+        raise TrainError(f"temperature must be positive, got {temperature}")
+
+
 def create_collab_runs(project: Project, specs: list[TrainSpec], peer_weight: float, temperature: float,
                        group: str, status: str = runs.RUNNING) -> list[str]:
     """Store one run per spec (one representation each) as one collaborative job; returns their ids.
@@ -96,10 +104,7 @@ def create_collab_runs(project: Project, specs: list[TrainSpec], peer_weight: fl
         raise TrainError(f"a collaborative job is stored as running or queued, not {status}")
     if len(specs) < 2:
         raise TrainError("collaborative distillation needs at least two representations")
-    if not peer_weight >= 0 or not math.isfinite(peer_weight):
-        raise TrainError(f"peer weight must be a finite number >= 0, got {peer_weight}")
-    if not temperature > 0 or not math.isfinite(temperature):
-        raise TrainError(f"temperature must be positive, got {temperature}")
+    check_weights(peer_weight, temperature)
     resolved = []
     for spec in specs:
         args = dict(spec.model_args)
